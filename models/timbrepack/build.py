@@ -1,0 +1,102 @@
+"""Build a model pack: seeded random weights in the CosyVoice 2 shape, scripted, written reproducibly."""
+import hashlib
+import json
+import os
+import time
+
+import torch
+import torchaudio.compliance.kaldi as kaldi
+
+from . import FORMAT_ID, archive, nets, sizes, tokenizer
+
+MODULE_FILES = {"frontend": "frontend.pt", "llm": "llm.pt", "flow": "flow.pt", "vocoder": "hift.pt"}
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def make_modules(size: str, seed: int) -> dict:
+    cfg = sizes.SIZES[size]
+    text_vocab = cfg["text_vocab"] or tokenizer.ByteTokenizer().vocab_size
+    built = {}
+    for i, name in enumerate(MODULE_FILES):
+        torch.manual_seed(seed + i)       # one seed per module: resizing one leaves the others unchanged
+        if name == "frontend":
+            m = nets.Frontend(cfg["spk"]["channels"], cfg["spk"]["layers"], cfg["tok"]["channels"],
+                              cfg["tok"]["layers"], cfg["tok"]["heads"])
+        elif name == "llm":
+            m = nets.SpeechLM(text_vocab, **cfg["llm"])
+        elif name == "flow":
+            m = nets.Flow(noise_len=sizes.NOISE_LEN, **cfg["flow"])
+        else:
+            m = nets.HiFT(cfg["hift"]["base"], cfg["hift"]["f0_channels"], **sizes.HIFT_COMMON)
+        built[name] = m.eval()
+    return built
+
+
+def self_check(frontend: torch.jit.ScriptModule) -> float:
+    """The scripted Kaldi fbank must match torchaudio's eager kaldi.fbank (which cannot be scripted)."""
+    gen = torch.Generator().manual_seed(3)
+    wav = torch.randn(1, 16000, generator=gen) * 0.1
+    ref = kaldi.fbank(wav, num_mel_bins=80, dither=0.0, sample_frequency=16000)
+    ref = ref - ref.mean(dim=0, keepdim=True)
+    diff = float((frontend.kaldi_fbank(wav)[0] - ref).abs().max())
+    if diff > 1e-4:
+        raise SystemExit(f"error: scripted fbank differs from torchaudio kaldi.fbank by {diff}")
+    return diff
+
+
+def write_pack(size: str, out: str, seed: int, name: str) -> dict:
+    cfg = sizes.SIZES[size]
+    modules = make_modules(size, seed)
+    os.makedirs(out, exist_ok=True)
+    files = {}
+    params = {}
+    for key, fname in MODULE_FILES.items():
+        t0 = time.perf_counter()
+        scripted = torch.jit.script(modules[key])
+        path = os.path.join(out, fname)
+        archive.save_script(scripted, path, os.path.splitext(fname)[0])
+        params[key] = count(modules[key])
+        print(f"  {fname:12s} {params[key]:>13,d} parameters  {os.path.getsize(path):>13,d} bytes  ({time.perf_counter() - t0:.1f} s)")
+        if key == "frontend":
+            print(f"  fbank self-check: max |scripted - kaldi.fbank| = {self_check(scripted):.2e}")
+    tok_path = os.path.join(out, "tokenizer.json")
+    tokenizer.write(tokenizer.byte_level(), tok_path)
+    for fname in list(MODULE_FILES.values()) + ["tokenizer.json"]:
+        p = os.path.join(out, fname)
+        files[fname] = {"sha256": archive.sha256(p), "bytes": os.path.getsize(p)}
+    version = hashlib.sha256("".join(files[f]["sha256"] for f in sorted(files)).encode()).hexdigest()[:12]
+    llm = cfg["llm"]
+    specials = {s: 256 + i for i, s in enumerate(tokenizer.SPECIAL_TOKENS)}
+    manifest = {
+        "format": FORMAT_ID,
+        "name": name,
+        "version": version,
+        "size": size,
+        "weights": "random (seed %d): this pack makes noise, not speech" % seed,
+        "audio": {"prompt_sample_rate": 16000, "output_sample_rate": 24000, "min_prompt_seconds": 3.0,
+                  "max_prompt_seconds": 30.0, "speech_token_rate": 25, "mel_frame_rate": 50,
+                  "samples_per_mel_frame": 480, "mel_bins": 80},
+        "text": {"tokenizer": "tokenizer.json", "vocab_size": tokenizer.ByteTokenizer().vocab_size,
+                 "special_tokens": specials, "token_max_n": 80, "token_min_n": 60, "merge_len": 20},
+        "frontend": {"file": MODULE_FILES["frontend"], "embedding_dim": 192, "whisper_mels": 128},
+        "llm": {"file": MODULE_FILES["llm"], "layers": llm["layers"], "dim": llm["dim"], "heads": llm["heads"],
+                "kv_heads": llm["kv_heads"], "head_dim": llm["dim"] // llm["heads"],
+                "text_vocab_size": cfg["text_vocab"] or tokenizer.ByteTokenizer().vocab_size,
+                "speech_token_size": nets.SPEECH_TOKEN_SIZE, "vocab_size": nets.LLM_VOCAB,
+                "sos": nets.SOS, "task_id": nets.TASK_ID, "eos": nets.SPEECH_TOKEN_SIZE,
+                "stop_tokens": [nets.SPEECH_TOKEN_SIZE, nets.SPEECH_TOKEN_SIZE + 1, nets.SPEECH_TOKEN_SIZE + 2],
+                "sampling": {"top_p": 0.8, "top_k": 25, "win_size": 10, "tau_r": 0.1,
+                             "min_token_text_ratio": 2, "max_token_text_ratio": 20}},
+        "flow": {"file": MODULE_FILES["flow"], "n_timesteps": 10, "cfg_rate": 0.7, "t_scheduler": "cosine",
+                 "token_mel_ratio": 2, "noise_frames": sizes.NOISE_LEN},
+        "vocoder": {"file": MODULE_FILES["vocoder"]},
+        "parameters": params,
+        "files": files,
+    }
+    with open(os.path.join(out, "pack.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    return manifest

@@ -1,0 +1,137 @@
+"""The Python reference pipeline: drives a pack's TorchScript modules the way the Python CosyVoice backend does
+(frontend_zero_shot / add_zero_shot_spk, Qwen2LM.inference, CausalConditionalCFM.solve_euler, HiFT). It
+writes the golden fixtures that the Java engine must reproduce, and is timed by the Java benchmark."""
+import json
+import math
+import os
+import time
+from typing import Dict, List, Optional
+
+import torch
+
+from .tokenizer import ByteTokenizer
+
+SPEECH_TOKEN_SIZE = 6561
+
+
+class Pack:
+    def __init__(self, directory: str):
+        if not os.path.isdir(directory):
+            raise SystemExit(f"error: pack directory {directory!r} does not exist")
+        with open(os.path.join(directory, "pack.json")) as f:
+            self.manifest = json.load(f)
+        self.dir = directory
+        self.frontend = torch.jit.load(os.path.join(directory, "frontend.pt")).eval()
+        self.llm = torch.jit.load(os.path.join(directory, "llm.pt")).eval()
+        self.flow = torch.jit.load(os.path.join(directory, "flow.pt")).eval()
+        self.hift = torch.jit.load(os.path.join(directory, "hift.pt")).eval()
+        self.tokenizer = ByteTokenizer()
+        m = self.manifest
+        self.prompt_rate = m["audio"]["prompt_sample_rate"]
+        self.output_rate = m["audio"]["output_sample_rate"]
+        self.sampling = m["llm"]["sampling"]
+        self.flow_cfg = m["flow"]
+
+
+@torch.inference_mode()
+def register(pack: Pack, wav16k: torch.Tensor, prompt_text: str) -> Dict[str, torch.Tensor]:
+    """add_zero_shot_spk: the spk2info entry for one prompt, keys and dtypes as CosyVoice stores them."""
+    text = torch.tensor([pack.tokenizer.encode(prompt_text)], dtype=torch.int32)
+    tokens = pack.frontend.speech_tokens(wav16k)
+    wav24k = pack.frontend.resample(wav16k, pack.prompt_rate, pack.output_rate)
+    feat = pack.frontend.speech_feat(wav24k)
+    token_len = min(feat.shape[1] // 2, tokens.shape[1])      # CosyVoice 2: force 2 mel frames per token
+    feat = feat[:, :2 * token_len].contiguous()
+    tokens = tokens[:, :token_len].contiguous()
+    emb = pack.frontend.speaker_embedding(wav16k)
+    n = lambda x: torch.tensor([x], dtype=torch.int32)
+    return {
+        "prompt_text": text, "prompt_text_len": n(text.shape[1]),
+        "llm_prompt_speech_token": tokens, "llm_prompt_speech_token_len": n(token_len),
+        "flow_prompt_speech_token": tokens, "flow_prompt_speech_token_len": n(token_len),
+        "prompt_speech_feat": feat, "prompt_speech_feat_len": n(feat.shape[1]),
+        "llm_embedding": emb, "flow_embedding": emb,
+    }
+
+
+def greedy(logp: torch.Tensor, ignore_eos: bool) -> int:
+    if ignore_eos:
+        logp = logp.clone()
+        logp[SPEECH_TOKEN_SIZE:] = -math.inf
+    return int(torch.argmax(logp))
+
+
+@torch.inference_mode()
+def speech_tokens(pack: Pack, text_ids: List[int], spk: Dict[str, torch.Tensor], timings: Optional[dict] = None) -> List[int]:
+    """Qwen2LM.inference with greedy decoding (min/max length 2x/20x the target text tokens)."""
+    prompt = spk["prompt_text"].to(torch.int64)
+    text = torch.cat([prompt, torch.tensor([text_ids], dtype=torch.int64)], dim=1)
+    speech = spk["llm_prompt_speech_token"].to(torch.int64)
+    s = pack.sampling
+    min_len = int(len(text_ids) * s["min_token_text_ratio"])
+    max_len = int(len(text_ids) * s["max_token_text_ratio"])
+    text_len = torch.tensor([text.shape[1]])
+    speech_len = torch.tensor([speech.shape[1]])
+    cache_len = int(text_len + speech_len) + 2 + max_len
+    logp, k, v, pos = pack.llm.prefill(text, text_len, speech, speech_len, cache_len)
+    out: List[int] = []
+    for i in range(max_len):
+        top = greedy(logp[0], i < min_len)
+        if top >= SPEECH_TOKEN_SIZE:
+            break
+        out.append(top)
+        logp = pack.llm.decode(torch.tensor([top]), k, v, pos)
+        pos = pos + 1
+    return out
+
+
+def t_span(steps: int) -> torch.Tensor:
+    t = torch.linspace(0, 1, steps + 1, dtype=torch.float32)
+    return 1 - torch.cos(t * 0.5 * torch.pi)
+
+
+@torch.inference_mode()
+def mel(pack: Pack, tokens: List[int], spk: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """CausalMaskedDiffWithXvec.inference + CausalConditionalCFM.solve_euler (CFG as a batch of 2)."""
+    prompt = spk["flow_prompt_speech_token"].to(torch.int64)
+    all_tokens = torch.cat([prompt, torch.tensor([tokens], dtype=torch.int64)], dim=1)
+    feat = spk["prompt_speech_feat"]
+    mu, mask, spks, cond = pack.flow.encode(all_tokens, torch.tensor([all_tokens.shape[1]]), feat,
+                                            torch.tensor([feat.shape[1]]), spk["flow_embedding"])
+    frames = mu.shape[2]
+    x = pack.flow.noise(frames)
+    cfg = float(pack.flow_cfg["cfg_rate"])
+    ts = t_span(int(pack.flow_cfg["n_timesteps"]))
+    t, dt = ts[0], ts[1] - ts[0]
+    mask_in = torch.cat([mask, mask])
+    mu_in = torch.cat([mu, torch.zeros_like(mu)])
+    spks_in = torch.cat([spks, torch.zeros_like(spks)])
+    cond_in = torch.cat([cond, torch.zeros_like(cond)])
+    for step in range(1, len(ts)):
+        v = pack.flow.estimate(torch.cat([x, x]), mask_in, mu_in, t.expand(2), spks_in, cond_in)
+        v1, v2 = v[:1], v[1:]
+        x = x + dt * ((1.0 + cfg) * v1 - cfg * v2)
+        t = t + dt
+        if step < len(ts) - 1:
+            dt = ts[step + 1] - t
+    return x[:, :, feat.shape[1]:].contiguous()
+
+
+@torch.inference_mode()
+def vocode(pack: Pack, m: torch.Tensor) -> torch.Tensor:
+    return pack.hift(m)
+
+
+def synthesize(pack: Pack, text: str, spk: Dict[str, torch.Tensor]) -> dict:
+    times = {}
+    t0 = time.perf_counter()
+    ids = pack.tokenizer.encode(text)
+    toks = speech_tokens(pack, ids, spk)
+    t1 = time.perf_counter()
+    m = mel(pack, toks, spk)
+    t2 = time.perf_counter()
+    wav = vocode(pack, m)
+    t3 = time.perf_counter()
+    times.update(llm=t1 - t0, flow=t2 - t1, vocoder=t3 - t2)
+    return {"text": torch.tensor([ids], dtype=torch.int32), "tokens": torch.tensor([toks], dtype=torch.int32),
+            "mel": m, "wav": wav, "times": times}
