@@ -51,7 +51,6 @@ def write_pack(size: str, out: str, seed: int, name: str) -> dict:
     cfg = sizes.SIZES[size]
     modules = make_modules(size, seed)
     os.makedirs(out, exist_ok=True)
-    files = {}
     params = {}
     for key, fname in MODULE_FILES.items():
         t0 = time.perf_counter()
@@ -62,29 +61,40 @@ def write_pack(size: str, out: str, seed: int, name: str) -> dict:
         print(f"  {fname:12s} {params[key]:>13,d} parameters  {os.path.getsize(path):>13,d} bytes  ({time.perf_counter() - t0:.1f} s)")
         if key == "frontend":
             print(f"  fbank self-check: max |scripted - kaldi.fbank| = {self_check(scripted):.2e}")
+    return finish_pack(out, name=name, size=size, weights="random (seed %d): this pack makes noise, not speech" % seed,
+                       llm=cfg["llm"], text_vocab_size=cfg["text_vocab"] or tokenizer.ByteTokenizer().vocab_size,
+                       tokenizer_doc=tokenizer.byte_level(), params=params)
+
+
+def finish_pack(out: str, name: str, size: str, weights: str, llm: dict, text_vocab_size: int, tokenizer_doc: dict,
+                params: dict) -> dict:
+    """Write tokenizer.json, hash every file and write pack.json; the modules must already be in `out` under
+    MODULE_FILES' names. Shared by build_pack.py (random weights) and export_cosyvoice2.py (real weights).
+    llm: dict with layers, dim, heads, kv_heads; text_vocab_size: rows of the LLM's text embedding."""
+    files = {}
     tok_path = os.path.join(out, "tokenizer.json")
-    tokenizer.write(tokenizer.byte_level(), tok_path)
+    tokenizer.write(tokenizer_doc, tok_path)
     for fname in list(MODULE_FILES.values()) + ["tokenizer.json"]:
         p = os.path.join(out, fname)
         files[fname] = {"sha256": archive.sha256(p), "bytes": os.path.getsize(p)}
     version = hashlib.sha256("".join(files[f]["sha256"] for f in sorted(files)).encode()).hexdigest()[:12]
-    llm = cfg["llm"]
-    specials = {s: 256 + i for i, s in enumerate(tokenizer.SPECIAL_TOKENS)}
+    specials = {t["content"]: t["id"] for t in tokenizer_doc["added_tokens"]}
+    tokenizer_size = 1 + max(max(tokenizer_doc["model"]["vocab"].values()), max(specials.values()))
     manifest = {
         "format": FORMAT_ID,
         "name": name,
         "version": version,
         "size": size,
-        "weights": "random (seed %d): this pack makes noise, not speech" % seed,
+        "weights": weights,
         "audio": {"prompt_sample_rate": 16000, "output_sample_rate": 24000, "min_prompt_seconds": 3.0,
                   "max_prompt_seconds": 30.0, "speech_token_rate": 25, "mel_frame_rate": 50,
                   "samples_per_mel_frame": 480, "mel_bins": 80},
-        "text": {"tokenizer": "tokenizer.json", "vocab_size": tokenizer.ByteTokenizer().vocab_size,
+        "text": {"tokenizer": "tokenizer.json", "vocab_size": tokenizer_size,
                  "special_tokens": specials, "token_max_n": 80, "token_min_n": 60, "merge_len": 20},
         "frontend": {"file": MODULE_FILES["frontend"], "embedding_dim": 192, "whisper_mels": 128},
         "llm": {"file": MODULE_FILES["llm"], "layers": llm["layers"], "dim": llm["dim"], "heads": llm["heads"],
                 "kv_heads": llm["kv_heads"], "head_dim": llm["dim"] // llm["heads"],
-                "text_vocab_size": cfg["text_vocab"] or tokenizer.ByteTokenizer().vocab_size,
+                "text_vocab_size": text_vocab_size,
                 "speech_token_size": nets.SPEECH_TOKEN_SIZE, "vocab_size": nets.LLM_VOCAB,
                 "sos": nets.SOS, "task_id": nets.TASK_ID, "eos": nets.SPEECH_TOKEN_SIZE,
                 "stop_tokens": [nets.SPEECH_TOKEN_SIZE, nets.SPEECH_TOKEN_SIZE + 1, nets.SPEECH_TOKEN_SIZE + 2],
