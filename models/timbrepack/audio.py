@@ -19,9 +19,11 @@ def read_wav(path: str) -> tuple:
     except FileNotFoundError:
         raise AudioError(f"{path}: no such file")
     except (wave.Error, EOFError, struct.error) as e:
-        raise AudioError(f"{path}: not a readable PCM WAV file ({e})")
+        raise AudioError(f"{path}: not a readable PCM WAV file ({str(e) or type(e).__name__})")
     if n == 0:
         raise AudioError(f"{path}: the WAV file holds no samples")
+    if len(raw) != n * ch * width:
+        raise AudioError(f"{path}: truncated WAV file ({len(raw)} of {n * ch * width} data bytes)")
     if width == 1:
         x = (torch.frombuffer(bytearray(raw), dtype=torch.uint8).float() - 128.0) / 128.0
     elif width == 2:
