@@ -6,7 +6,7 @@ SIZES = {
     "tiny": dict(
         spk=dict(channels=32, layers=2), tok=dict(channels=32, layers=1, heads=2),
         llm=dict(dim=64, layers=2, heads=4, kv_heads=2, ffn=128),
-        flow=dict(dim=64, heads=4, ffn=128, layers=2, up_layers=1, est_channels=64, est_heads=2, est_mid=1, est_tf=1),
+        flow=dict(dim=32, heads=2, ffn=64, layers=2, up_layers=1, est_channels=32, est_heads=2, est_mid=1, est_tf=1),
         hift=dict(base=32, f0_channels=16),
         text_vocab=None,  # byte-level tokenizer: 256 + special tokens
     ),

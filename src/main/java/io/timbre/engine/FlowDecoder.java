@@ -1,0 +1,77 @@
+package io.timbre.engine;
+
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.IValue;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Speech tokens -> mel with the pack's flow: encode once, then the Euler ODE over a cosine time schedule with
+ * classifier-free guidance as a batch of two (CausalConditionalCFM.solve_euler), from the pack's fixed noise;
+ * the prompt's mel frames are trimmed off. Call inside the caller's PointerScope and InferenceMode.
+ */
+public final class FlowDecoder {
+    private final ModelPack pack;
+    private final float[] tSpan;
+
+    public FlowDecoder(ModelPack pack) {
+        this.pack = pack;
+        this.tSpan = cosineSchedule(pack.manifest.flowSteps());
+    }
+
+    /** 1 - cos(linspace(0, 1, n + 1) * 0.5 * pi), with the same float32 torch ops as the reference. */
+    static float[] cosineSchedule(int steps) {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor t = torch.linspace(new Scalar(0.0), new Scalar(1.0), steps + 1);
+            t = t.mul(new Scalar(0.5)).mul(new Scalar(Math.PI)).cos();
+            return Tensors.toFloats(torch.ones_like(t).sub(t));
+        }
+    }
+
+    /** @return the new part's mel, [1, 80, 2 * tokens.length] */
+    public Tensor decode(SpeakerFeatures spk, int[] tokens) {
+        var dev = pack.device;
+        long[] ids = new long[spk.tokenLength() + tokens.length];
+        int[] prompt = Tensors.toInts(spk.speechTokens());
+        for (int i = 0; i < prompt.length; i++) {
+            ids[i] = prompt[i];
+        }
+        for (int i = 0; i < tokens.length; i++) {
+            ids[prompt.length + i] = tokens[i];
+        }
+        long frames = 2L * ids.length;
+        if (frames > pack.manifest.noiseFrames()) {
+            throw new IllegalArgumentException("segment too long for the flow: " + frames + " mel frames, the pack's noise covers "
+                    + pack.manifest.noiseFrames());
+        }
+        IValue enc = Tensors.call(pack.encode, Tensors.on(Tensors.longs(ids, 1, ids.length), dev),
+                Tensors.on(Tensors.longs(new long[]{ids.length}, 1), dev), spk.speechFeat(),
+                Tensors.on(Tensors.longs(new long[]{spk.featFrames()}, 1), dev), spk.embedding());
+        Tensor mu = Tensors.element(enc, 0);
+        Tensor mask = Tensors.element(enc, 1);
+        Tensor spks = Tensors.element(enc, 2);
+        Tensor cond = Tensors.element(enc, 3);
+        Tensor x = Tensors.tensor(Tensors.call(pack.noise, frames));
+        Tensor maskIn = Tensors.cat(0, mask, mask);
+        Tensor muIn = Tensors.cat(0, mu, torch.zeros_like(mu));
+        Tensor spksIn = Tensors.cat(0, spks, torch.zeros_like(spks));
+        Tensor condIn = Tensors.cat(0, cond, torch.zeros_like(cond));
+        double cfg = pack.manifest.cfgRate();
+        Scalar condWeight = new Scalar(1.0 + cfg);
+        Scalar uncondWeight = new Scalar(cfg);
+        float t = tSpan[0];
+        float dt = tSpan[1] - tSpan[0];
+        for (int step = 1; step < tSpan.length; step++) {
+            Tensor tIn = Tensors.on(Tensors.floats(new float[]{t, t}, 2), dev);
+            Tensor v = Tensors.tensor(Tensors.call(pack.estimate, Tensors.cat(0, x, x), maskIn, muIn, tIn, spksIn, condIn));
+            Tensor guided = v.narrow(0, 0, 1).mul(condWeight).sub(v.narrow(0, 1, 1).mul(uncondWeight));
+            x = x.add(guided.mul(new Scalar(dt)));
+            t = t + dt;
+            if (step < tSpan.length - 1) {
+                dt = tSpan[step + 1] - t;
+            }
+        }
+        return x.narrow(2, spk.featFrames(), frames - spk.featFrames()).contiguous();
+    }
+}

@@ -1,0 +1,159 @@
+package io.timbre.engine;
+
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.DeviceOptional;
+import org.bytedeco.pytorch.JitModule;
+import org.bytedeco.pytorch.Method;
+import org.bytedeco.pytorch.global.torch;
+import org.jboss.logging.Logger;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.Map;
+
+/**
+ * A loaded model pack: the verified manifest and the TorchScript modules on their device. Owns the modules and
+ * the cached method handles; {@link #close()} frees them.
+ */
+public final class ModelPack implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(ModelPack.class);
+
+    public final Path dir;
+    public final PackManifest manifest;
+    public final Device device;
+    private final JitModule frontend;
+    private final JitModule llm;
+    private final JitModule flow;
+    private final JitModule vocoder;
+    final Method resample;
+    final Method kaldiFbank;
+    final Method speakerEmbedding;
+    final Method whisperLogMel;
+    final Method speechTokens;
+    final Method speechFeat;
+    final Method prefill;
+    final Method decode;
+    final Method encode;
+    final Method estimate;
+    final Method noise;
+    final Method vocode;
+
+    private ModelPack(Path dir, PackManifest manifest, Device device) {
+        this.dir = dir;
+        this.manifest = manifest;
+        this.device = device;
+        this.frontend = module("frontend");
+        this.llm = module("llm");
+        this.flow = module("flow");
+        this.vocoder = module("vocoder");
+        this.resample = method(frontend, "frontend", "resample");
+        this.kaldiFbank = method(frontend, "frontend", "kaldi_fbank");
+        this.speakerEmbedding = method(frontend, "frontend", "speaker_embedding");
+        this.whisperLogMel = method(frontend, "frontend", "whisper_log_mel");
+        this.speechTokens = method(frontend, "frontend", "speech_tokens");
+        this.speechFeat = method(frontend, "frontend", "speech_feat");
+        this.prefill = method(llm, "llm", "prefill");
+        this.decode = method(llm, "llm", "decode");
+        this.encode = method(flow, "flow", "encode");
+        this.estimate = method(flow, "flow", "estimate");
+        this.noise = method(flow, "flow", "noise");
+        this.vocode = method(vocoder, "vocoder", "forward");
+    }
+
+    /**
+     * Reads pack.json, verifies every listed file's size and sha256 (a missing or altered file stops with a
+     * message naming it) and loads the modules onto {@code device} ("cpu", "cuda", "cuda:N") in eval mode.
+     */
+    public static ModelPack load(Path dir, String device) {
+        if (!Files.isDirectory(dir)) {
+            throw new PackException("model pack directory " + dir.toAbsolutePath() + " does not exist");
+        }
+        PackManifest manifest = PackManifest.read(dir);
+        verify(dir, manifest);
+        NativeTorch.ensureLoaded();
+        Device dev;
+        try {
+            dev = new Device(device);
+        } catch (RuntimeException e) {
+            throw new PackException("unknown device '" + device + "' (use cpu, cuda or cuda:N)", e);
+        }
+        if (dev.is_cuda() && !torch.cuda_is_available()) {
+            throw new PackException("device " + device + " was requested but LibTorch sees no CUDA device "
+                    + "(is this the gpu build, with CUDA 13 and cuDNN 9 on the host?)");
+        }
+        long t0 = System.nanoTime();
+        ModelPack pack = new ModelPack(dir, manifest, dev);
+        LOG.infof("model pack %s (version %s, %s) loaded on %s in %d ms", manifest.name(), manifest.version(),
+                manifest.size(), device, (System.nanoTime() - t0) / 1_000_000);
+        return pack;
+    }
+
+    static void verify(Path dir, PackManifest manifest) {
+        for (Map.Entry<String, PackManifest.FileEntry> e : manifest.files().entrySet()) {
+            Path file = dir.resolve(e.getKey());
+            if (!Files.isRegularFile(file)) {
+                throw new PackException("model pack " + dir + ": file " + e.getKey() + " listed in pack.json is missing");
+            }
+            String actual = sha256(file);
+            if (!actual.equals(e.getValue().sha256())) {
+                throw new PackException("model pack " + dir + ": file " + e.getKey() + " is altered (sha256 " + actual
+                        + ", pack.json says " + e.getValue().sha256() + ")");
+            }
+        }
+        for (String file : manifest.moduleFiles().values()) {
+            if (!manifest.files().containsKey(file)) {
+                throw new PackException("model pack " + dir + ": " + file + " has no sha256 in pack.json");
+            }
+        }
+    }
+
+    public static String sha256(Path file) {
+        try (InputStream in = Files.newInputStream(file)) {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            byte[] buf = new byte[1 << 16];
+            for (int n; (n = in.read(buf)) > 0; ) {
+                md.update(buf, 0, n);
+            }
+            return HexFormat.of().formatHex(md.digest());
+        } catch (IOException e) {
+            throw new PackException("cannot read " + file + ": " + e.getMessage(), e);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private JitModule module(String part) {
+        Path file = dir.resolve(manifest.moduleFiles().get(part));
+        try {
+            JitModule m = torch.load(file.toString(), new DeviceOptional(device), false);
+            m.eval();
+            return m;
+        } catch (RuntimeException e) {
+            throw new PackException("model pack " + dir + ": cannot load " + file.getFileName() + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static Method method(JitModule module, String part, String name) {
+        if (!module.find_method(name).has_value()) {
+            throw new PackException("model pack module " + part + " has no method '" + name + "' required by " + PackManifest.FORMAT);
+        }
+        return module.get_method(name);
+    }
+
+    public String key() {
+        return manifest.name() + "@" + manifest.version();
+    }
+
+    @Override
+    public void close() {
+        for (var p : new org.bytedeco.javacpp.Pointer[]{resample, kaldiFbank, speakerEmbedding, whisperLogMel, speechTokens,
+                speechFeat, prefill, decode, encode, estimate, noise, vocode, frontend, llm, flow, vocoder}) {
+            p.close();
+        }
+    }
+}

@@ -1,0 +1,87 @@
+package io.timbre.engine;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** The parts of pack.json (format {@value #FORMAT}) the engine needs; see models/README.md. */
+public record PackManifest(
+        String name, String version, String size,
+        int promptSampleRate, int outputSampleRate, double minPromptSeconds, double maxPromptSeconds,
+        int samplesPerMelFrame,
+        int tokenMaxN, int tokenMinN, int mergeLen,
+        int speechTokenSize, int vocabSize, int[] stopTokens, Sampling sampling,
+        int flowSteps, double cfgRate, int noiseFrames,
+        Map<String, FileEntry> files, Map<String, String> moduleFiles) {
+
+    public static final String FORMAT = "timbre-pack/1";
+
+    public record FileEntry(String sha256, long bytes) {
+    }
+
+    /** CosyVoice's ras_sampling parameters and the min/max speech-token lengths per text token. */
+    public record Sampling(double topP, int topK, int winSize, double tauR, double minTokenTextRatio,
+                           double maxTokenTextRatio) {
+    }
+
+    public static PackManifest read(Path dir) {
+        Path file = dir.resolve("pack.json");
+        JsonNode root;
+        try {
+            root = new ObjectMapper().readTree(Files.readAllBytes(file));
+        } catch (NoSuchFileException e) {
+            throw new PackException("model pack " + dir + ": pack.json is missing (is TIMBRE_MODEL_PACK a pack directory?)");
+        } catch (IOException e) {
+            throw new PackException("model pack " + dir + ": pack.json is not readable JSON: " + e.getMessage(), e);
+        }
+        String format = root.path("format").asText("");
+        if (!FORMAT.equals(format)) {
+            throw new PackException("model pack " + dir + ": format '" + format + "' is not supported (this build reads " + FORMAT + ")");
+        }
+        JsonNode audio = need(root, "audio", dir);
+        JsonNode text = need(root, "text", dir);
+        JsonNode llm = need(root, "llm", dir);
+        JsonNode s = need(llm, "sampling", dir);
+        JsonNode flow = need(root, "flow", dir);
+        Map<String, FileEntry> files = new LinkedHashMap<>();
+        need(root, "files", dir).fields().forEachRemaining(e ->
+                files.put(e.getKey(), new FileEntry(e.getValue().path("sha256").asText(), e.getValue().path("bytes").asLong())));
+        Map<String, String> modules = new LinkedHashMap<>();
+        for (String part : List.of("frontend", "llm", "flow", "vocoder")) {
+            modules.put(part, need(need(root, part, dir), "file", dir).asText());
+        }
+        modules.put("tokenizer", need(text, "tokenizer", dir).asText());
+        List<Integer> stops = new ArrayList<>();
+        need(llm, "stop_tokens", dir).forEach(n -> stops.add(n.asInt()));
+        return new PackManifest(
+                root.path("name").asText(dir.getFileName().toString()), root.path("version").asText("0"),
+                root.path("size").asText(""),
+                need(audio, "prompt_sample_rate", dir).asInt(), need(audio, "output_sample_rate", dir).asInt(),
+                audio.path("min_prompt_seconds").asDouble(3.0), audio.path("max_prompt_seconds").asDouble(30.0),
+                need(audio, "samples_per_mel_frame", dir).asInt(),
+                text.path("token_max_n").asInt(80), text.path("token_min_n").asInt(60), text.path("merge_len").asInt(20),
+                need(llm, "speech_token_size", dir).asInt(), need(llm, "vocab_size", dir).asInt(),
+                stops.stream().mapToInt(Integer::intValue).toArray(),
+                new Sampling(s.path("top_p").asDouble(0.8), s.path("top_k").asInt(25), s.path("win_size").asInt(10),
+                        s.path("tau_r").asDouble(0.1), s.path("min_token_text_ratio").asDouble(2),
+                        s.path("max_token_text_ratio").asDouble(20)),
+                need(flow, "n_timesteps", dir).asInt(), need(flow, "cfg_rate", dir).asDouble(),
+                need(flow, "noise_frames", dir).asInt(), files, modules);
+    }
+
+    private static JsonNode need(JsonNode node, String key, Path dir) {
+        JsonNode v = node.get(key);
+        if (v == null || v.isNull()) {
+            throw new PackException("model pack " + dir + ": pack.json lacks '" + key + "'");
+        }
+        return v;
+    }
+}

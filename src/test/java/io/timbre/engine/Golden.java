@@ -1,0 +1,75 @@
+package io.timbre.engine;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.bytedeco.pytorch.ByteVector;
+import org.bytedeco.pytorch.GenericDict;
+import org.bytedeco.pytorch.IValue;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/** The golden fixtures of models/tiny, written by the Python reference pipeline (models/timbrepack/golden.py). */
+final class Golden {
+    static final Path PACK = Path.of("models/tiny");
+    static final Path DIR = PACK.resolve("golden");
+
+    record Case(String prompt, Path wav, String promptText, String text, Path fixture) {
+    }
+
+    static List<Case> cases() {
+        try {
+            JsonNode root = new ObjectMapper().readTree(DIR.resolve("golden.json").toFile());
+            List<Case> out = new ArrayList<>();
+            for (JsonNode c : root.get("cases")) {
+                out.add(new Case(c.get("prompt").asText(), DIR.resolve(c.get("prompt_wav").asText()),
+                        c.get("prompt_text").asText(), c.get("text").asText(), DIR.resolve(c.get("fixture").asText())));
+            }
+            return out;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** A torch.save'd dict of tensors; values are attached to the caller's PointerScope. */
+    static GenericDict load(Path file) {
+        NativeTorch.ensureLoaded();
+        try {
+            return torch.pickle_load(new ByteVector(Files.readAllBytes(file))).toGenericDict();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static Tensor get(GenericDict d, String key) {
+        return new Tensor(d.at(new IValue(key)).toTensor());
+    }
+
+    static float maxAbsDiff(float[] a, float[] b) {
+        if (a.length != b.length) {
+            throw new AssertionError("length " + a.length + " != " + b.length);
+        }
+        float m = 0;
+        for (int i = 0; i < a.length; i++) {
+            m = Math.max(m, Math.abs(a[i] - b[i]));
+        }
+        return m;
+    }
+
+    static double meanAbsDiff(float[] a, float[] b) {
+        double s = 0;
+        for (int i = 0; i < a.length; i++) {
+            s += Math.abs(a[i] - b[i]);
+        }
+        return a.length == 0 ? 0 : s / a.length;
+    }
+
+    private Golden() {
+    }
+}
