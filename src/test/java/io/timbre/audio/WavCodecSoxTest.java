@@ -14,7 +14,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -28,8 +28,8 @@ class WavCodecSoxTest {
     @TempDir
     static Path dir;
 
-    @BeforeAll
-    static void requireSox() {
+    @BeforeEach
+    void requireSox() {
         assumeTrue(soxAvailable(), "sox is not installed; skipping the comparison with sox");
     }
 
