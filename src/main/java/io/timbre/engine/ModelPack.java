@@ -1,5 +1,7 @@
 package io.timbre.engine;
 
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DeviceOptional;
 import org.bytedeco.pytorch.JitModule;
@@ -76,18 +78,24 @@ public final class ModelPack implements AutoCloseable {
         PackManifest manifest = PackManifest.read(dir);
         verify(dir, manifest);
         NativeTorch.ensureLoaded();
-        Device dev;
-        try {
-            dev = new Device(device);
-        } catch (RuntimeException e) {
-            throw new PackException("unknown device '" + device + "' (use cpu, cuda or cuda:N)", e);
-        }
-        if (dev.is_cuda() && !torch.cuda_is_available()) {
-            throw new PackException("device " + device + " was requested but LibTorch sees no CUDA device "
-                    + "(is this the gpu build, with CUDA 13 and cuDNN 9 on the host?)");
-        }
         long t0 = System.nanoTime();
-        ModelPack pack = new ModelPack(dir, manifest, dev);
+        ModelPack pack;
+        try (PointerScope scope = new PointerScope()) {   // whatever scope the caller has open, the pack outlives it
+            Device dev;
+            try {
+                dev = new Device(device);
+            } catch (RuntimeException e) {
+                throw new PackException("unknown device '" + device + "' (use cpu, cuda or cuda:N)", e);
+            }
+            if (dev.is_cuda() && !torch.cuda_is_available()) {
+                throw new PackException("device " + device + " was requested but LibTorch sees no CUDA device "
+                        + "(is this the gpu build, with CUDA 13 and cuDNN 9 on the host?)");
+            }
+            pack = new ModelPack(dir, manifest, dev);
+            for (Pointer p : pack.owned()) {
+                p.retainReference();
+            }
+        }
         LOG.infof("model pack %s (version %s, %s) loaded on %s in %d ms", manifest.name(), manifest.version(),
                 manifest.size(), device, (System.nanoTime() - t0) / 1_000_000);
         return pack;
@@ -149,11 +157,15 @@ public final class ModelPack implements AutoCloseable {
         return manifest.name() + "@" + manifest.version();
     }
 
+    private Pointer[] owned() {
+        return new Pointer[]{resample, kaldiFbank, speakerEmbedding, whisperLogMel, speechTokens, speechFeat, prefill, decode,
+                encode, estimate, noise, vocode, frontend, llm, flow, vocoder, device};
+    }
+
     @Override
     public void close() {
-        for (var p : new org.bytedeco.javacpp.Pointer[]{resample, kaldiFbank, speakerEmbedding, whisperLogMel, speechTokens,
-                speechFeat, prefill, decode, encode, estimate, noise, vocode, frontend, llm, flow, vocoder}) {
-            p.close();
+        for (Pointer p : owned()) {
+            p.releaseReference();
         }
     }
 }

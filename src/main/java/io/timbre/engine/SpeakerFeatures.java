@@ -33,6 +33,7 @@ public final class SpeakerFeatures implements AutoCloseable {
             def spk2info(prompt_text: Tensor, prompt_text_len: Tensor, tokens: Tensor, tokens_len: Tensor, feat: Tensor, feat_len: Tensor, embedding: Tensor) -> Dict[str, Tensor]:
                 return {"prompt_text": prompt_text, "prompt_text_len": prompt_text_len, "llm_prompt_speech_token": tokens, "llm_prompt_speech_token_len": tokens_len, "flow_prompt_speech_token": tokens, "flow_prompt_speech_token_len": tokens_len, "prompt_speech_feat": feat, "prompt_speech_feat_len": feat_len, "llm_embedding": embedding, "flow_embedding": embedding}
             """;
+    private static CompilationUnit dictUnit;   // owns dictBuilder: both live as long as the JVM
     private static volatile Function dictBuilder;
 
     private final Tensor promptText;     // int32 [1, L]
@@ -130,8 +131,12 @@ public final class SpeakerFeatures implements AutoCloseable {
             synchronized (SpeakerFeatures.class) {
                 if (dictBuilder == null) {
                     NativeTorch.ensureLoaded();
-                    CompilationUnit cu = torch.compile(DICT_SOURCE);
-                    dictBuilder = cu.get_function(new QualifiedName("spk2info"));
+                    // retained: the caller's PointerScope must not free these JVM-lifetime objects
+                    dictUnit = torch.compile(DICT_SOURCE);
+                    dictUnit.retainReference();
+                    Function fn = dictUnit.get_function(new QualifiedName("spk2info"));
+                    fn.retainReference();
+                    dictBuilder = fn;
                 }
                 f = dictBuilder;
             }
