@@ -6,10 +6,12 @@ import java.io.UncheckedIOException;
 import java.lang.ref.Reference;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
@@ -38,6 +40,8 @@ public final class EmbeddedPostgresLauncher {
     private static final Logger LOG = Logger.getLogger(EmbeddedPostgresLauncher.class);
     private static final String JVM_LOCK = "io.timbre.db.EmbeddedPostgresLauncher#JVM_LOCK";
     private static final Duration ORPHAN_STOP_WAIT = Duration.ofSeconds(30);
+    private static final String EPHEMERAL_PREFIX = "timbre-test-";
+    private static final Duration ABANDONED_AFTER = Duration.ofMinutes(1);
 
     private EmbeddedPostgresLauncher() {
     }
@@ -66,11 +70,18 @@ public final class EmbeddedPostgresLauncher {
 
     private static String start(Path dataDir, boolean ephemeral) throws IOException {
         long started = System.nanoTime();
-        Path parent = ephemeral ? Files.createTempDirectory("timbre-test-") : dataDir.toAbsolutePath().normalize();
-        Files.createDirectories(parent);
+        Path parent;
+        if (ephemeral) {
+            Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
+            reapAbandonedEphemeralDirectories(tmp, ABANDONED_AFTER);
+            parent = Files.createTempDirectory(tmp, EPHEMERAL_PREFIX);
+        } else {
+            parent = dataDir.toAbsolutePath().normalize();
+            Files.createDirectories(parent);
+        }
         Path pgDir = parent.resolve("postgres");
+        holdDirectoryLock(parent);
         if (!ephemeral) {
-            holdDirectoryLock(parent);
             requireUnlocked(pgDir);
             stopOrphanedPostmaster(pgDir);
         }
@@ -97,7 +108,8 @@ public final class EmbeddedPostgresLauncher {
 
     /**
      * Holds an exclusive lock on {@code parent/postgres.lock} until the JVM exits, so that a second process
-     * pointed at the same data directory fails clearly instead of stopping this process's server.
+     * pointed at the same data directory fails clearly instead of stopping this process's server, and so
+     * that a temporary directory in use is not taken for an abandoned one.
      */
     private static void holdDirectoryLock(Path parent) throws IOException {
         FileChannel channel = new RandomAccessFile(parent.resolve("postgres.lock").toFile(), "rw").getChannel();
@@ -110,6 +122,47 @@ public final class EmbeddedPostgresLauncher {
         // outlive this class loader, so a shutdown hook (kept until exit) holds the channel instead.
         Runtime.getRuntime().addShutdownHook(new Thread(() -> Reference.reachabilityFence(channel),
                 "timbre-embedded-postgres-lock"));
+    }
+
+    /**
+     * A test JVM that is killed (timeout, SIGKILL) cannot run its shutdown hook: its temporary server keeps
+     * running and its directory stays. Such a directory is recognisable by a {@code postgres.lock} that no
+     * process holds; stop its server and delete it. Younger directories are skipped, so that one being set up
+     * right now is never mistaken for an abandoned one.
+     */
+    static void reapAbandonedEphemeralDirectories(Path root, Duration minAge) {
+        try (Stream<Path> dirs = Files.list(root)) {
+            dirs.filter(dir -> dir.getFileName().toString().startsWith(EPHEMERAL_PREFIX))
+                    .filter(dir -> Files.isRegularFile(dir.resolve("postgres.lock")))
+                    .filter(dir -> olderThan(dir.resolve("postgres.lock"), minAge))
+                    .forEach(EmbeddedPostgresLauncher::reapIfAbandoned);
+        } catch (IOException | RuntimeException e) {
+            LOG.debugf("Could not look for abandoned test databases in %s: %s", root, e);
+        }
+    }
+
+    private static void reapIfAbandoned(Path dir) {
+        try (FileChannel channel = new RandomAccessFile(dir.resolve("postgres.lock").toFile(), "rw").getChannel();
+                FileLock lock = channel.tryLock()) {
+            if (lock == null) {
+                return; // its JVM still runs
+            }
+            LOG.infof("Removing the test database %s abandoned by a JVM that did not exit cleanly", dir);
+            stopOrphanedPostmaster(dir.resolve("postgres"));
+            deleteRecursively(dir);
+        } catch (OverlappingFileLockException e) {
+            // held by this JVM
+        } catch (IOException | RuntimeException e) {
+            LOG.warnf("Could not remove the abandoned test database %s: %s", dir, e.getMessage());
+        }
+    }
+
+    private static boolean olderThan(Path file, Duration age) {
+        try {
+            return Files.getLastModifiedTime(file).toInstant().isBefore(Instant.now().minus(age));
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     /** zonky locks {@code epg-lock} in the data directory while its server runs: a second line of defence. */
@@ -200,6 +253,10 @@ public final class EmbeddedPostgresLauncher {
         } catch (IOException e) {
             LOG.warn("Could not stop the embedded PostgreSQL", e);
         }
+        deleteRecursively(dir);
+    }
+
+    private static void deleteRecursively(Path dir) {
         try (Stream<Path> files = Files.walk(dir)) {
             files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
         } catch (IOException e) {

@@ -3,8 +3,12 @@ package io.timbre.db;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 
@@ -66,5 +70,42 @@ class EmbeddedPostgresLauncherTest {
             // Not orphan.close(): its pg_ctl stop would find no server and log an error.
             postmaster.ifPresent(ProcessHandle::destroyForcibly);
         }
+    }
+
+    @Test
+    void aTestDirectoryAbandonedByAKilledJvmIsRemovedWithItsServer() throws Exception {
+        Path abandoned = Files.createDirectories(dir.resolve("timbre-test-123"));
+        EmbeddedPostgres.builder().setDataDirectory(abandoned.resolve("postgres")).setCleanDataDirectory(false)
+                .setRegisterShutdownHook(false).start();
+        ProcessHandle postmaster = ProcessHandle.of(Long.parseLong(
+                Files.readAllLines(abandoned.resolve("postgres/postmaster.pid")).get(0).trim())).orElseThrow();
+        Files.createFile(abandoned.resolve("postgres.lock")); // written, and then unlocked by the dead JVM
+        try {
+            EmbeddedPostgresLauncher.reapAbandonedEphemeralDirectories(dir, Duration.ZERO);
+
+            assertFalse(postmaster.isAlive(), "the abandoned postmaster still runs");
+            assertFalse(Files.exists(abandoned));
+        } finally {
+            postmaster.destroyForcibly();
+        }
+    }
+
+    @Test
+    void aTestDirectoryInUseOrJustCreatedIsKept() throws Exception {
+        Path inUse = Files.createDirectories(dir.resolve("timbre-test-in-use"));
+        Path young = Files.createDirectories(dir.resolve("timbre-test-young"));
+        Path unrelated = Files.createDirectories(dir.resolve("something-else"));
+        for (Path d : new Path[] {inUse, young, unrelated}) {
+            Files.createFile(d.resolve("postgres.lock"));
+        }
+        EmbeddedPostgresLauncher.reapAbandonedEphemeralDirectories(dir, Duration.ofHours(1));
+        assertTrue(Files.exists(young), "a directory younger than the minimum age was removed");
+
+        try (FileChannel channel = FileChannel.open(inUse.resolve("postgres.lock"), StandardOpenOption.WRITE);
+                FileLock held = channel.lock()) {
+            EmbeddedPostgresLauncher.reapAbandonedEphemeralDirectories(dir, Duration.ZERO);
+            assertTrue(Files.exists(inUse), "a directory whose lock is held was removed");
+        }
+        assertTrue(Files.exists(unrelated));
     }
 }
