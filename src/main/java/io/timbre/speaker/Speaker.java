@@ -49,6 +49,10 @@ public class Speaker extends PanacheEntityBase {
     @Column(name = "prompt_audio", nullable = false)
     public byte[] promptAudio;
 
+    /** Size of {@link #promptAudio} without loading it (0: imported features, no recording to rebuild from). */
+    @org.hibernate.annotations.Formula("octet_length(prompt_audio)")
+    public int promptAudioBytes;
+
     @Column(name = "prompt_sample_rate", nullable = false)
     public int promptSampleRate;
 

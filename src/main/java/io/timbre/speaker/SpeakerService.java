@@ -1,0 +1,344 @@
+package io.timbre.speaker;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.quarkus.narayana.jta.QuarkusTransaction;
+import io.timbre.account.User;
+import io.timbre.api.ApiProblem;
+import io.timbre.audio.DecodedAudio;
+import io.timbre.audio.InvalidAudioException;
+import io.timbre.audio.WavCodec;
+import io.timbre.engine.FeatureFileException;
+import io.timbre.engine.ModelPack;
+import io.timbre.engine.PackManifest;
+import io.timbre.engine.SpeakerFeatures;
+import io.timbre.synthesis.Engine;
+import jakarta.enterprise.context.ApplicationScoped;
+import org.hibernate.exception.ConstraintViolationException;
+import org.jboss.logging.Logger;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.UUID;
+
+/**
+ * Speakers: registration (features computed once, file written atomically, row recorded), lookup, deletion,
+ * import/export in CosyVoice's spk2info format, and feature resolution for synthesis: memory, else the file,
+ * else re-extraction from the stored prompt audio (which also repairs the file).
+ */
+@ApplicationScoped
+public class SpeakerService {
+    private static final Logger LOG = Logger.getLogger(SpeakerService.class);
+    public static final int MAX_NAME = 64;
+    public static final int MAX_PROMPT_TEXT = 1000;
+
+    private final Engine engine;
+    private final FeatureStore store;
+    private final Counter reextractions;
+
+    SpeakerService(Engine engine, FeatureStore store, MeterRegistry registry) {
+        this.engine = engine;
+        this.store = store;
+        this.reextractions = Counter.builder("timbre.feature.reextractions")
+                .description("features recomputed because the file was missing, corrupt or from another pack").register(registry);
+    }
+
+    /** Where a synthesis got its speaker features from (X-Timbre-Speaker-Source). */
+    public enum Source {
+        MEMORY, FILE, EXTRACTED, ZERO_SHOT;
+
+        public String header() {
+            return name().toLowerCase().replace('_', '-');
+        }
+    }
+
+    /** Features leased for one synthesis; close when done. */
+    public record Resolved(SpeakerFeatures features, Source source, long nanos, AutoCloseable owner) implements AutoCloseable {
+        @Override
+        public void close() {
+            try {
+                owner.close();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------ prompt audio
+    /** Decodes a WAV upload, checks its length and makes it 16 kHz mono (422 saying what is wrong). */
+    public float[] normalisePrompt(byte[] wav) {
+        if (wav == null || wav.length == 0) {
+            throw ApiProblem.unprocessable("audio-missing", "Audio missing", "The 'audio' part is empty; attach a WAV recording of 3 to 30 seconds.");
+        }
+        DecodedAudio audio;
+        try {
+            audio = WavCodec.decode(wav);
+        } catch (InvalidAudioException e) {
+            throw ApiProblem.unprocessable("audio-invalid", "Audio not usable", e.getMessage());
+        }
+        PackManifest m = engine.pack().manifest;
+        if (audio.seconds() < m.minPromptSeconds()) {
+            throw ApiProblem.unprocessable("audio-too-short", "Audio too short", String.format(
+                    "The recording is %.2f s long; it must be at least %.0f s.", audio.seconds(), m.minPromptSeconds()));
+        }
+        if (audio.seconds() > m.maxPromptSeconds()) {
+            throw ApiProblem.unprocessable("audio-too-long", "Audio too long", String.format(
+                    "The recording is %.2f s long; it must be at most %.0f s. Trim it and try again.", audio.seconds(), m.maxPromptSeconds()));
+        }
+        float[] pcm = engine.extractor().resample(audio.samples(), audio.sampleRate(), m.promptSampleRate());
+        int max = (int) (m.maxPromptSeconds() * m.promptSampleRate());
+        return pcm.length > max ? java.util.Arrays.copyOf(pcm, max) : pcm;
+    }
+
+    static byte[] toBytes(float[] pcm) {
+        ByteBuffer b = ByteBuffer.allocate(pcm.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(pcm);
+        return b.array();
+    }
+
+    static float[] toFloats(byte[] bytes) {
+        float[] out = new float[bytes.length / 4];
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
+        return out;
+    }
+
+    // ------------------------------------------------------------------------------------ registration
+    public Speaker register(long ownerId, String name, String promptText, byte[] wav) {
+        String n = checkName(name);
+        String text = checkPromptText(promptText);
+        QuarkusTransaction.requiringNew().run(() -> requireFreeName(ownerId, n));
+        float[] pcm = normalisePrompt(wav);
+        UUID id = UUID.randomUUID();
+        ModelPack pack = engine.pack();
+        SpeakerFeatures features = engine.extractor().extract(pcm, text);
+        FeatureStore.Written file = null;
+        try {
+            file = store.write(id, features.toFeatureFile());
+            FeatureStore.Written f = file;
+            Speaker saved = QuarkusTransaction.requiringNew().call(() -> {
+                requireFreeName(ownerId, n);
+                Speaker s = new Speaker();
+                s.id = id;
+                s.owner = User.getEntityManager().getReference(User.class, ownerId);
+                s.name = n;
+                s.promptText = text;
+                s.promptAudio = toBytes(pcm);
+                s.promptAudioBytes = s.promptAudio.length;
+                s.promptSampleRate = pack.manifest.promptSampleRate();
+                record(s, f, pack);
+                s.persist();
+                s.flush();
+                return s;
+            });
+            store.put(id, features, pack.key()).close();   // the cache owns the features now
+            return saved;
+        } catch (RuntimeException e) {
+            features.close();
+            if (file != null) {
+                store.delete(file.path());   // a failed registration leaves no file
+            }
+            throw conflictIfDuplicate(e, n);
+        }
+    }
+
+    private static void record(Speaker s, FeatureStore.Written f, ModelPack pack) {
+        s.featurePath = f.path();
+        s.featureSha256 = f.sha256();
+        s.featureBytes = f.bytes();
+        s.packName = pack.manifest.name();
+        s.packVersion = pack.manifest.version();
+    }
+
+    private static void requireFreeName(long ownerId, String name) {
+        if (Speaker.count("owner.id = ?1 and name = ?2", ownerId, name) > 0) {
+            throw ApiProblem.conflict("You already have a speaker named '" + name + "'; choose another name or delete that speaker.");
+        }
+    }
+
+    private static RuntimeException conflictIfDuplicate(RuntimeException e, String name) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof ConstraintViolationException) {
+                return ApiProblem.conflict("You already have a speaker named '" + name + "'; choose another name.");
+            }
+        }
+        return e;
+    }
+
+    static String checkName(String name) {
+        if (name == null || name.isBlank()) {
+            throw ApiProblem.unprocessable("name-missing", "Name missing", "Give the speaker a 'name' (1 to " + MAX_NAME + " characters).");
+        }
+        String n = name.strip();
+        if (n.length() > MAX_NAME) {
+            throw ApiProblem.unprocessable("name-too-long", "Name too long", "The speaker name has " + n.length()
+                    + " characters; use at most " + MAX_NAME + ".");
+        }
+        return n;
+    }
+
+    static String checkPromptText(String text) {
+        if (text == null || text.isBlank()) {
+            throw ApiProblem.unprocessable("prompt-text-missing", "Transcript missing",
+                    "Send 'promptText': the words spoken in the recording.");
+        }
+        if (text.length() > MAX_PROMPT_TEXT) {
+            throw ApiProblem.unprocessable("prompt-text-too-long", "Transcript too long",
+                    "The transcript has " + text.length() + " characters; a 30 s recording needs at most " + MAX_PROMPT_TEXT + ".");
+        }
+        return text.strip();
+    }
+
+    // ------------------------------------------------------------------------------------ lookup / delete
+    public List<Speaker> list(long ownerId) {
+        return QuarkusTransaction.requiringNew().call(() -> Speaker.<Speaker>list("owner.id = ?1 order by createdAt", ownerId));
+    }
+
+    public Speaker get(long ownerId, UUID id) {
+        return QuarkusTransaction.requiringNew().call(() -> Speaker.findOwned(id, ownerId)
+                .orElseThrow(() -> notFound(id)));
+    }
+
+    static ApiProblem notFound(UUID id) {
+        return new ApiProblem(404, "speaker-not-found", "Speaker not found",
+                "You have no speaker " + id + "; list yours with GET /v1/speakers.");
+    }
+
+    public void delete(long ownerId, UUID id) {
+        Speaker s = get(ownerId, id);
+        QuarkusTransaction.requiringNew().run(() -> Speaker.delete("id = ?1 and owner.id = ?2", id, ownerId));
+        store.evict(id);
+        store.delete(s.featurePath);
+    }
+
+    // ------------------------------------------------------------------------------------ features
+    /** The features of a speaker for synthesis: memory, else the file, else re-extracted (file repaired). */
+    public Resolved features(Speaker s) {
+        long t0 = System.nanoTime();
+        ModelPack pack = engine.pack();
+        Optional<FeatureStore.Lease> cached = store.lease(s.id, pack.key());
+        if (cached.isPresent()) {
+            return new Resolved(cached.get().features(), Source.MEMORY, System.nanoTime() - t0, cached.get());
+        }
+        if (pack.manifest.name().equals(s.packName) && pack.manifest.version().equals(s.packVersion)) {
+            Optional<byte[]> file = store.read(s.featurePath);
+            if (file.isPresent() && FeatureStore.sha256(file.get()).equals(s.featureSha256)) {
+                try {
+                    FeatureStore.Lease lease = store.put(s.id, engine.readFeatures(file.get()), pack.key());
+                    return new Resolved(lease.features(), Source.FILE, System.nanoTime() - t0, lease);
+                } catch (FeatureFileException e) {
+                    LOG.warnf("feature file of speaker %s unreadable (%s): re-extracting", s.id, e.getMessage());
+                }
+            } else {
+                LOG.warnf("feature file of speaker %s %s: re-extracting", s.id, file.isPresent() ? "corrupt (sha256)" : "missing");
+            }
+        } else {
+            LOG.infof("speaker %s has features of pack %s@%s, this is %s: re-extracting", s.id, s.packName, s.packVersion, pack.key());
+        }
+        FeatureStore.Lease lease = reextract(s.id, pack);
+        return new Resolved(lease.features(), Source.EXTRACTED, System.nanoTime() - t0, lease);
+    }
+
+    private FeatureStore.Lease reextract(UUID id, ModelPack pack) {
+        record Prompt(float[] pcm, String text) {
+        }
+        Prompt p = QuarkusTransaction.requiringNew().call(() -> {
+            Speaker s = Speaker.findById(id);
+            if (s == null) {
+                throw notFound(id);
+            }
+            if (s.promptAudio == null || s.promptAudio.length == 0) {
+                throw new ApiProblem(409, "features-lost", "Speaker features lost", "The features of speaker " + id
+                        + " were imported without a recording and their file is missing or corrupt; import them again.");
+            }
+            return new Prompt(toFloats(s.promptAudio), s.promptText);
+        });
+        reextractions.increment();
+        SpeakerFeatures f = engine.extractor().extract(p.pcm(), p.text());
+        try {
+            FeatureStore.Written w = store.write(id, f.toFeatureFile());
+            QuarkusTransaction.requiringNew().run(() -> {
+                Speaker s = Speaker.findById(id);
+                if (s != null) {
+                    record(s, w, pack);
+                }
+            });
+        } catch (RuntimeException e) {
+            f.close();
+            throw e;
+        }
+        return store.put(id, f, pack.key());
+    }
+
+    // ------------------------------------------------------------------------------------ spk2info
+    /** The speaker's feature file in CosyVoice's spk2info entry format (repaired first if needed). */
+    public byte[] exportFeatures(long ownerId, UUID id) {
+        Speaker s = get(ownerId, id);
+        try (Resolved r = features(s)) {
+            return r.features().toFeatureFile();
+        }
+    }
+
+    /** Creates one speaker per entry of a CosyVoice spk2info.pt; all or nothing. */
+    public List<Speaker> importSpk2info(long ownerId, byte[] data) {
+        if (data == null || data.length == 0) {
+            throw ApiProblem.unprocessable("file-missing", "File missing", "Attach a CosyVoice spk2info.pt as the 'file' part.");
+        }
+        Map<String, SpeakerFeatures> entries;
+        try {
+            entries = SpeakerFeatures.readSpk2info(data, engine.pack().device);
+        } catch (FeatureFileException e) {
+            throw ApiProblem.unprocessable("spk2info-invalid", "Not a usable spk2info.pt", e.getMessage());
+        }
+        if (entries.isEmpty()) {
+            entries.values().forEach(SpeakerFeatures::close);
+            throw ApiProblem.unprocessable("spk2info-empty", "No speakers", "The spk2info.pt holds no speaker.");
+        }
+        ModelPack pack = engine.pack();
+        List<FeatureStore.Written> files = new ArrayList<>();
+        List<UUID> ids = new ArrayList<>();
+        try {
+            for (Map.Entry<String, SpeakerFeatures> e : entries.entrySet()) {
+                UUID id = UUID.randomUUID();
+                ids.add(id);
+                files.add(store.write(id, e.getValue().toFeatureFile()));
+            }
+            List<String> names = new ArrayList<>(entries.keySet());
+            List<Speaker> saved = QuarkusTransaction.requiringNew().call(() -> {
+                List<Speaker> out = new ArrayList<>();
+                for (int i = 0; i < names.size(); i++) {
+                    String n = checkName(names.get(i));
+                    requireFreeName(ownerId, n);
+                    SpeakerFeatures f = entries.get(names.get(i));
+                    Speaker s = new Speaker();
+                    s.id = ids.get(i);
+                    s.owner = User.getEntityManager().getReference(User.class, ownerId);
+                    s.name = n;
+                    s.promptText = decodePromptText(f);
+                    s.promptAudio = new byte[0];   // imported: no recording, cannot be re-extracted
+                    s.promptSampleRate = pack.manifest.promptSampleRate();
+                    record(s, files.get(i), pack);
+                    s.persist();
+                    out.add(s);
+                }
+                Speaker.flush();
+                return out;
+            });
+            for (int i = 0; i < names.size(); i++) {
+                store.put(ids.get(i), entries.get(names.get(i)), pack.key()).close();
+            }
+            return saved;
+        } catch (RuntimeException e) {
+            entries.values().forEach(SpeakerFeatures::close);
+            files.forEach(f -> store.delete(f.path()));
+            throw e;
+        }
+    }
+
+    private String decodePromptText(SpeakerFeatures f) {
+        return "(imported) " + f.promptTextLength() + " text tokens";
+    }
+}

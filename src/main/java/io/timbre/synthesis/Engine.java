@@ -1,0 +1,124 @@
+package io.timbre.synthesis;
+
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.quarkus.runtime.ShutdownEvent;
+import io.quarkus.runtime.StartupEvent;
+import io.timbre.config.TimbreConfig;
+import io.timbre.engine.DeviceMemory;
+import io.timbre.engine.FeatureExtractor;
+import io.timbre.engine.ModelPack;
+import io.timbre.engine.SpeakerFeatures;
+import io.timbre.engine.Synthesizer;
+import io.timbre.text.TextTokenizer;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.pytorch.global.torch;
+import org.jboss.logging.Logger;
+
+import java.nio.file.Path;
+
+/**
+ * The in-process model: the pack loaded at startup (before HTTP opens), its tokenizer, feature extractor and
+ * synthesizer. Owns all of them and frees them at shutdown. Readiness is DOWN until it is loaded.
+ */
+@ApplicationScoped
+public class Engine {
+    private static final Logger LOG = Logger.getLogger(Engine.class);
+
+    private final TimbreConfig config;
+    private final MeterRegistry registry;
+    private volatile ModelPack pack;
+    private TextTokenizer tokenizer;
+    private FeatureExtractor extractor;
+    private Synthesizer synthesizer;
+    private volatile String failure;
+
+    Engine(TimbreConfig config, MeterRegistry registry) {
+        this.config = config;
+        this.registry = registry;
+    }
+
+    void onStart(@Observes StartupEvent event) {
+        Path dir = Path.of(config.modelPack());
+        try {
+            ModelPack p = ModelPack.load(dir, config.device());
+            if (config.engine().threads() > 0) {
+                torch.set_num_threads(config.engine().threads());
+            }
+            tokenizer = new TextTokenizer(dir.resolve(p.manifest.moduleFiles().get("tokenizer")));
+            extractor = new FeatureExtractor(p, tokenizer);
+            DeviceMemory memory = DeviceMemory.forDevice(p.device, config.engine().memoryPolicy(), config.engine().memoryWatermark());
+            synthesizer = new Synthesizer(p, tokenizer, config.engine().segmentWorkers(), memory);
+            pack = p;
+            Gauge.builder("timbre.device.memory.allocated", memory, m -> m.stats().allocated()).baseUnit("bytes").register(registry);
+            Gauge.builder("timbre.device.memory.reserved", memory, m -> m.stats().reserved()).baseUnit("bytes").register(registry);
+            Gauge.builder("timbre.device.memory.releases", memory, DeviceMemory::releases)
+                    .description("times the device-memory policy emptied the CUDA cache").register(registry);
+            Gauge.builder("timbre.javacpp.tracked", Pointer::totalBytes).baseUnit("bytes")
+                    .description("native bytes tracked by JavaCPP").register(registry);
+            Gauge.builder("timbre.javacpp.physical", Pointer::physicalBytes).baseUnit("bytes")
+                    .description("resident memory of the process as JavaCPP sees it").register(registry);
+        } catch (RuntimeException e) {
+            // a broken pack must stop startup with a message naming the problem
+            failure = e.getMessage();
+            LOG.errorf("cannot load the model pack %s: %s", dir.toAbsolutePath(), e.getMessage());
+            throw e;
+        }
+    }
+
+    void onStop(@Observes ShutdownEvent event) {
+        ModelPack p = pack;
+        pack = null;
+        if (p != null) {
+            synthesizer.close();
+            tokenizer.close();
+            p.close();
+        }
+    }
+
+    public String device() {
+        return config.device();
+    }
+
+    public boolean ready() {
+        return pack != null;
+    }
+
+    public String failure() {
+        return failure;
+    }
+
+    public ModelPack pack() {
+        return require();
+    }
+
+    public FeatureExtractor extractor() {
+        require();
+        return extractor;
+    }
+
+    public Synthesizer synthesizer() {
+        require();
+        return synthesizer;
+    }
+
+    public TextTokenizer tokenizer() {
+        require();
+        return tokenizer;
+    }
+
+    /** Reads a feature file onto the engine's device. */
+    public SpeakerFeatures readFeatures(byte[] file) {
+        return SpeakerFeatures.fromFeatureFile(file, require().device);
+    }
+
+    private ModelPack require() {
+        ModelPack p = pack;
+        if (p == null) {
+            throw new IllegalStateException("the model pack is not loaded");
+        }
+        return p;
+    }
+}
