@@ -87,8 +87,8 @@ public final class Synthesizer implements AutoCloseable {
 
     private Result run(SpeakerFeatures spk, List<String> segments, Options options) {
         long t0 = System.nanoTime();
-        long[] promptText = toLongs(Tensors.toInts(spk.promptText()));
-        long[] promptSpeech = toLongs(Tensors.toInts(spk.speechTokens()));
+        long[] promptText = Tensors.toLongs(spk.promptText());
+        long[] promptSpeech = Tensors.toLongs(spk.speechTokens());
         int maxTokens = pack.manifest.noiseFrames() / 2 - spk.tokenLength();
         List<SpeechLm.Input> inputs = new ArrayList<>();
         for (int i = 0; i < segments.size(); i++) {
@@ -159,14 +159,6 @@ public final class Synthesizer implements AutoCloseable {
             }
             throw new IllegalStateException(c);
         }
-    }
-
-    private static long[] toLongs(int[] a) {
-        long[] out = new long[a.length];
-        for (int i = 0; i < a.length; i++) {
-            out[i] = a[i];
-        }
-        return out;
     }
 
     @Override

@@ -4,7 +4,6 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.timbre.config.TimbreConfig;
-import io.timbre.engine.ModelPack;
 import io.timbre.engine.SpeakerFeatures;
 import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -216,9 +215,5 @@ public class FeatureStore {
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
-    }
-
-    static String packKey(ModelPack pack) {
-        return pack.key();
     }
 }

@@ -99,9 +99,9 @@ class GoldenParityTest {
             GenericDict g = Golden.load(c.fixture());
             int[] text = Tensors.toInts(Golden.get(g, "text"));
             assertArrayEquals(text, toInts(tokenizer.encode(c.text())), "text ids of " + c.text());
-            long[] ids = toLongs(text);
-            var input = new SpeechLm.Input(toLongs(Tensors.toInts(Golden.get(g, "prompt_text"))), ids,
-                    toLongs(Tensors.toInts(Golden.get(g, "llm_prompt_speech_token"))), Sampler.greedy(pack.manifest), Integer.MAX_VALUE);
+            long[] ids = Tensors.toLongs(Golden.get(g, "text"));
+            var input = new SpeechLm.Input(Tensors.toLongs(Golden.get(g, "prompt_text")), ids,
+                    Tensors.toLongs(Golden.get(g, "llm_prompt_speech_token")), Sampler.greedy(pack.manifest), Integer.MAX_VALUE);
             int[] tokens = new SpeechLm(pack).generate(List.of(input)).get(0);
             assertArrayEquals(Tensors.toInts(Golden.get(g, "speech_tokens")), tokens, "greedy speech tokens");
         }
@@ -167,14 +167,6 @@ class GoldenParityTest {
         System.out.printf("parity %-18s max|diff| of magnitudes %.3g of the peak (tolerance %.1g), log-domain max %.3g%n",
                 what, rel, MAGNITUDE_TOL, Golden.maxAbsDiff(e, a));
         assertTrue(rel <= MAGNITUDE_TOL, what + " magnitudes differ by " + rel + " of the peak");
-    }
-
-    private static long[] toLongs(int[] a) {
-        long[] out = new long[a.length];
-        for (int i = 0; i < a.length; i++) {
-            out[i] = a[i];
-        }
-        return out;
     }
 
     private static int[] toInts(long[] a) {
