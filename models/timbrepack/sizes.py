@@ -13,7 +13,7 @@ SIZES = {
     "bench": dict(
         spk=dict(channels=256, layers=4), tok=dict(channels=256, layers=2, heads=4),
         llm=dict(dim=512, layers=8, heads=8, kv_heads=2, ffn=1536),
-        flow=dict(dim=256, heads=4, ffn=1024, layers=4, up_layers=2, est_channels=256, est_heads=4, est_mid=4, est_tf=1),
+        flow=dict(dim=192, heads=4, ffn=768, layers=4, up_layers=2, est_channels=128, est_heads=4, est_mid=2, est_tf=1),
         hift=dict(base=256, f0_channels=128),
         text_vocab=None,
     ),
