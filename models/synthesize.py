@@ -3,7 +3,7 @@
 write a 24 kHz 16-bit WAV. This is the Python twin of the Java engine and the baseline of its benchmark.
 
     /usr/bin/python3 models/synthesize.py --pack models/tiny --prompt models/tiny/golden/tone.wav \\
-        --prompt-text "A steady vowel for the speaker prompt." --text "Hello, world." --out /tmp/out.wav
+        --prompt-text "A steady vowel for the speaker prompt." --text "Hello, world." --out out.wav
 
 The text is cut into segments like CosyVoice 2 (models/README.md, "Text"); each segment is synthesized on
 its own and the waveforms are concatenated. With --json, one JSON object goes to stdout:
