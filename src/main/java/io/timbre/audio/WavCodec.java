@@ -201,7 +201,7 @@ public final class WavCodec {
     }
 
     /** Scales by 32768 like the decoder (and sox), so that decode(encode(x)) is within half a step of x. */
-    private static short toPcm16(float sample) {
+    static short toPcm16(float sample) {
         if (Float.isNaN(sample)) {
             return 0;
         }

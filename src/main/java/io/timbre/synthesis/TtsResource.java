@@ -1,17 +1,12 @@
 package io.timbre.synthesis;
 
-import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.core.instrument.Timer;
 import io.timbre.account.CurrentUser;
 import io.timbre.account.User;
 import io.timbre.api.ApiProblem;
 import io.timbre.audio.WavCodec;
-import io.timbre.engine.SpeakerFeatures;
-import io.timbre.engine.Synthesizer;
 import io.timbre.speaker.Speaker;
 import io.timbre.speaker.SpeakerResource;
 import io.timbre.speaker.SpeakerService;
-import io.timbre.speaker.SpeakerService.Source;
 import io.quarkus.narayana.jta.QuarkusTransaction;
 import jakarta.ws.rs.Consumes;
 import jakarta.ws.rs.POST;
@@ -23,10 +18,7 @@ import org.eclipse.microprofile.openapi.annotations.Operation;
 import org.jboss.resteasy.reactive.RestForm;
 import org.jboss.resteasy.reactive.multipart.FileUpload;
 
-import java.util.Locale;
 import java.util.UUID;
-import java.util.concurrent.Semaphore;
-import java.util.concurrent.TimeUnit;
 
 /**
  * POST /v1/tts: with a speaker (the request's, else the user's current one) from cached features; without
@@ -40,33 +32,14 @@ public class TtsResource {
     public record TtsRequest(String text, UUID speakerId, Long seed) {
     }
 
-    private final Engine engine;
+    private final SynthesisService synthesis;
     private final SpeakerService speakers;
     private final CurrentUser user;
-    private final MeterRegistry registry;
-    private final Semaphore slots;
-    private final long queueMillis;
 
-    TtsResource(Engine engine, SpeakerService speakers, CurrentUser user, MeterRegistry registry,
-                io.timbre.config.TimbreConfig config) {
-        this.engine = engine;
+    TtsResource(SynthesisService synthesis, SpeakerService speakers, CurrentUser user) {
+        this.synthesis = synthesis;
         this.speakers = speakers;
         this.user = user;
-        this.registry = registry;
-        this.slots = Slots.get(config.engine().concurrentRequests());
-        this.queueMillis = config.engine().queueTimeout().toMillis();
-    }
-
-    /** One semaphore per JVM: the resource is request-scoped by default in Quarkus REST. */
-    static final class Slots {
-        private static Semaphore semaphore;
-
-        static synchronized Semaphore get(int permits) {
-            if (semaphore == null) {
-                semaphore = new Semaphore(Math.max(1, permits), true);
-            }
-            return semaphore;
-        }
     }
 
     @POST
@@ -88,9 +61,7 @@ public class TtsResource {
                             + "with 'text', 'promptText' and 'audio' (a 3-30 s WAV).");
         }
         Speaker speaker = speakers.get(userId, speakerId);
-        try (SpeakerService.Resolved features = withSlot(() -> speakers.features(speaker))) {
-            return synthesize(text, features.features(), features.source(), features.nanos(), seed(request.seed()));
-        }
+        return wav(synthesis.speak(speaker, text, seed(request.seed())));
     }
 
     @POST
@@ -109,57 +80,11 @@ public class TtsResource {
                     "Send 'promptText': the words spoken in the recording.");
         }
         float[] pcm = speakers.normalisePrompt(wav);
-        long t0 = System.nanoTime();
-        try (SpeakerFeatures f = withSlot(() -> engine.extractor().extract(pcm, prompt))) {
-            return synthesize(t, f, Source.ZERO_SHOT, System.nanoTime() - t0, seed(seed));
-        }
+        return wav(synthesis.speakZeroShot(pcm, prompt, t, seed(seed)));
     }
 
-    private Response synthesize(String text, SpeakerFeatures features, Source source, long featureNanos, long seed) {
-        Synthesizer.Result r;
-        try {
-            r = withSlot(() -> engine.synthesizer().synthesize(features, text, new Synthesizer.Options(seed, false)));
-        } catch (IllegalArgumentException e) {
-            throw ApiProblem.unprocessable("text-unusable", "Text not usable", e.getMessage());
-        }
-        Synthesizer.Timings t = r.timings();
-        long total = featureNanos + t.total();
-        Timer.builder("timbre.tts").tag("source", source.header()).register(registry).record(total, TimeUnit.NANOSECONDS);
-        stage("features", featureNanos);
-        stage("llm", t.llm());
-        stage("flow", t.flow());
-        stage("vocoder", t.vocoder());
-        return Response.ok(WavCodec.encodePcm16(r.pcm(), r.sampleRate()), AUDIO_WAV)
-                .header("Server-Timing", String.format(Locale.ROOT,
-                        "features;dur=%.3f, llm;dur=%.3f, flow;dur=%.3f, vocoder;dur=%.3f, total;dur=%.3f",
-                        ms(featureNanos), ms(t.llm()), ms(t.flow()), ms(t.vocoder()), ms(total)))
-                .header("X-Timbre-Speaker-Source", source.header())
-                .header("X-Timbre-Segments", r.segments())
-                .header("X-Timbre-Seed", seed)
-                .build();
-    }
-
-    private void stage(String name, long nanos) {
-        Timer.builder("timbre.engine.stage").tag("stage", name).register(registry).record(nanos, TimeUnit.NANOSECONDS);
-    }
-
-    private <T> T withSlot(java.util.function.Supplier<T> work) {
-        boolean acquired;
-        try {
-            acquired = slots.tryAcquire(queueMillis, TimeUnit.MILLISECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            acquired = false;
-        }
-        if (!acquired) {
-            throw ApiProblem.serviceUnavailable("busy", "Busy", "All synthesis slots stayed busy for "
-                    + queueMillis / 1000 + " s; retry shortly.", 5);
-        }
-        try {
-            return work.get();
-        } finally {
-            slots.release();
-        }
+    private static Response wav(SynthesisService.Speech s) {
+        return s.headers(Response.ok(WavCodec.encodePcm16(s.pcm(), s.sampleRate()), AUDIO_WAV)).build();
     }
 
     static String checkText(String text) {
@@ -175,9 +100,5 @@ public class TtsResource {
 
     static long seed(Long seed) {
         return seed == null ? 0L : seed;
-    }
-
-    private static double ms(long nanos) {
-        return nanos / 1e6;
     }
 }
