@@ -26,7 +26,9 @@ public final class NativeTorch {
                 String platform = Loader.getPlatform();
                 Loader.cacheResources(Loader.class, "/org/bytedeco/javacpp/" + platform + "/");
                 Loader.cacheResources(org.bytedeco.openblas.global.openblas.class, "/org/bytedeco/openblas/" + platform + "/");
+                // the CPU jar's natives, or the gpu profile's (linux-x86_64-gpu); the absent one extracts nothing
                 Loader.cacheResources(torch.class, "/org/bytedeco/pytorch/" + platform + "/");
+                Loader.cacheResources(torch.class, "/org/bytedeco/pytorch/" + platform + "-gpu/");
             } catch (Exception e) {
                 throw new IllegalStateException("cannot extract the LibTorch natives to the JavaCPP cache ("
                         + System.getProperty("org.bytedeco.javacpp.cachedir", "~/.javacpp/cache") + "): " + e.getMessage(), e);
