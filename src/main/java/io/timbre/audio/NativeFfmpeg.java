@@ -4,13 +4,10 @@ import org.bytedeco.ffmpeg.global.avcodec;
 import org.bytedeco.ffmpeg.global.avformat;
 import org.bytedeco.ffmpeg.global.avutil;
 import org.bytedeco.ffmpeg.global.swresample;
+import io.timbre.engine.NativeCache;
 import org.bytedeco.javacpp.Loader;
 
-/**
- * Loads FFmpeg's natives once per JVM. As with LibTorch (see {@code io.timbre.engine.NativeTorch}), every native
- * directory is extracted to the JavaCPP cache first and loaded afterwards: JavaCPP's lazy extract-while-loading
- * has crashed the JVM on a cold cache.
- */
+/** Loads FFmpeg's natives once per JVM, extracted first ({@link NativeCache}: a cold cache crashed the JVM). */
 public final class NativeFfmpeg {
     private static volatile boolean loaded;
 
@@ -25,14 +22,7 @@ public final class NativeFfmpeg {
             if (loaded) {
                 return;
             }
-            try {
-                String platform = Loader.getPlatform();
-                Loader.cacheResources(Loader.class, "/org/bytedeco/javacpp/" + platform + "/");
-                Loader.cacheResources(avutil.class, "/org/bytedeco/ffmpeg/" + platform + "/");
-            } catch (Exception e) {
-                throw new IllegalStateException("cannot extract the FFmpeg natives to the JavaCPP cache ("
-                        + System.getProperty("org.bytedeco.javacpp.cachedir", "~/.javacpp/cache") + "): " + e.getMessage(), e);
-            }
+            NativeCache.extract("FFmpeg", avutil.class, "ffmpeg");
             Loader.load(avutil.class);
             Loader.load(swresample.class);
             Loader.load(avcodec.class);
