@@ -5,6 +5,7 @@ import org.bytedeco.pytorch.IValue;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * Speech tokens -> mel with the pack's flow: encode once, then the Euler ODE over a cosine time schedule with
@@ -32,21 +33,20 @@ public final class FlowDecoder {
     /** @return the new part's mel, [1, 80, 2 * tokens.length] */
     public Tensor decode(SpeakerFeatures spk, int[] tokens) {
         var dev = pack.device;
-        long[] ids = new long[spk.tokenLength() + tokens.length];
-        int[] prompt = Tensors.toInts(spk.speechTokens());
-        for (int i = 0; i < prompt.length; i++) {
-            ids[i] = prompt[i];
-        }
-        for (int i = 0; i < tokens.length; i++) {
-            ids[prompt.length + i] = tokens[i];
-        }
-        long frames = 2L * ids.length;
+        long count = (long) spk.tokenLength() + tokens.length;
+        long frames = 2L * count;
         if (frames > pack.manifest.noiseFrames()) {
             throw new IllegalArgumentException("segment too long for the flow: " + frames + " mel frames, the pack's noise covers "
                     + pack.manifest.noiseFrames());
         }
-        IValue enc = Tensors.call(pack.encode, Tensors.on(Tensors.longs(ids, 1, ids.length), dev),
-                Tensors.on(Tensors.longs(new long[]{ids.length}, 1), dev), spk.speechFeat(),
+        long[] fresh = new long[tokens.length];
+        for (int i = 0; i < tokens.length; i++) {
+            fresh[i] = tokens[i];
+        }
+        // the prompt's tokens stay on the device: joined there, not copied to the heap and back per segment
+        Tensor ids = Tensors.cat(1, spk.speechTokens().to(ScalarType.Long),
+                Tensors.on(Tensors.longs(fresh, 1, fresh.length), dev));
+        IValue enc = Tensors.call(pack.encode, ids, Tensors.on(Tensors.longs(new long[]{count}, 1), dev), spk.speechFeat(),
                 Tensors.on(Tensors.longs(new long[]{spk.featFrames()}, 1), dev), spk.embedding());
         Tensor mu = Tensors.element(enc, 0);
         Tensor mask = Tensors.element(enc, 1);
