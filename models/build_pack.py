@@ -11,15 +11,12 @@ import os
 import sys
 import time
 
-if os.environ.get("PYTHONHASHSEED") != "0":      # TorchScript serialises some constants in hash order
-    os.environ["PYTHONHASHSEED"] = "0"
-    os.execv(sys.executable, [sys.executable] + sys.argv)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-try:
-    import torch  # noqa: F401
-except ImportError:
-    sys.exit("error: PyTorch is missing: apt-get install -y python3-torch python3-torchaudio (run with /usr/bin/python3)")
+from timbrepack import runtime  # noqa: E402
+
+runtime.reexec_with_fixed_hash_seed()
+runtime.require_torch()
+import torch  # noqa: E402,F401
 
 from timbrepack import build, golden, sizes  # noqa: E402
 

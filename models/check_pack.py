@@ -12,10 +12,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-try:
-    import torch
-except ImportError:
-    sys.exit("error: PyTorch is missing: apt-get install -y python3-torch python3-torchaudio (run with /usr/bin/python3)")
+from timbrepack import runtime  # noqa: E402
+
+runtime.require_torch()
+import torch  # noqa: E402
 
 from timbrepack import validate  # noqa: E402
 

@@ -48,17 +48,14 @@ import sys
 import tempfile
 from typing import Tuple
 
-if os.environ.get("PYTHONHASHSEED") != "0":      # TorchScript serialises some constants in hash order
-    os.environ["PYTHONHASHSEED"] = "0"
-    os.execv(sys.executable, [sys.executable] + sys.argv)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-try:
-    import torch
-    import torch.nn.functional as F
-    from torch import Tensor, nn
-except ImportError:
-    sys.exit("error: PyTorch is missing: apt-get install -y python3-torch python3-torchaudio (run with /usr/bin/python3)")
+from timbrepack import runtime  # noqa: E402
+
+runtime.reexec_with_fixed_hash_seed()
+runtime.require_torch()
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
 
 from timbrepack import archive, build, nets, sizes, tokenizer, validate  # noqa: E402
 from timbrepack.nets import Frontend  # noqa: E402
