@@ -45,6 +45,13 @@ public class ProblemMappers {
                 .build();
     }
 
+    /** A synthesis stopped because its client went away (or the engine shut down): nobody reads this answer. */
+    @ServerExceptionMapper
+    public Response cancelled(io.timbre.engine.SynthesisJob.CancelledException e, UriInfo uri) {
+        return problem(ApiProblem.TYPE_PREFIX + "cancelled", "Cancelled", 503, "The synthesis was cancelled; retry.", uri, null)
+                .header("Retry-After", "1").build();
+    }
+
     @ServerExceptionMapper
     public Response constraintViolation(ConstraintViolationException e, UriInfo uri) {
         List<Problem.FieldError> errors = e.getConstraintViolations().stream()

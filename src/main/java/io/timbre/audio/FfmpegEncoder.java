@@ -30,7 +30,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * of times (each call pushes out the bytes encoded so far, so a streamed response can reuse this), then
  * {@link #finish()} once; {@link #close()} frees every FFmpeg object. Not thread-safe: one encoder per response.
  */
-public final class FfmpegEncoder implements AutoCloseable {
+public final class FfmpegEncoder implements AudioWriter {
     private static final int EAGAIN = -11;
     private static final int AVFMT_FLAG_CUSTOM_IO = 0x0080;
     private static final int IO_BUFFER = 16 * 1024;
@@ -174,6 +174,7 @@ public final class FfmpegEncoder implements AutoCloseable {
     }
 
     /** Encodes the samples (any count; whole codec frames go out now, the rest waits) and flushes the output. */
+    @Override
     public void write(float[] samples) throws IOException {
         if (finished) {
             throw new IllegalStateException("already finished");
@@ -193,6 +194,7 @@ public final class FfmpegEncoder implements AutoCloseable {
     }
 
     /** Encodes what is left, drains the encoder and writes the trailer. */
+    @Override
     public void finish() throws IOException {
         if (finished) {
             return;

@@ -2,6 +2,7 @@ package io.timbre.audio;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.util.Arrays;
 import java.util.Locale;
@@ -52,6 +53,34 @@ public enum SpeechFormat {
 
     public static String names() {
         return Arrays.stream(values()).map(SpeechFormat::apiName).collect(Collectors.joining(", "));
+    }
+
+    /**
+     * A writer of this format to {@code out}, for audio whose length is not known yet: WAV gets a header with
+     * unknown sizes ({@link WavCodec#streamingHeader(int)}) at once, PCM is raw 16-bit little-endian, the
+     * compressed formats stream through FFmpeg.
+     */
+    public AudioWriter writer(int sampleRate, OutputStream out) throws IOException {
+        if (compressed()) {
+            return FfmpegEncoder.open(this, sampleRate, out);
+        }
+        if (this == WAV) {
+            out.write(WavCodec.streamingHeader(sampleRate));
+        }
+        return new AudioWriter() {
+            @Override
+            public void write(float[] samples) throws IOException {
+                out.write(WavCodec.pcm16(samples));
+            }
+
+            @Override
+            public void finish() {
+            }
+
+            @Override
+            public void close() {
+            }
+        };
     }
 
     /** The whole clip in this format. */

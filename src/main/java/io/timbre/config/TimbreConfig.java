@@ -44,13 +44,28 @@ public interface TimbreConfig {
         @WithDefault("2")
         int segmentWorkers();
 
-        /** Requests synthesized at once; more wait (up to queue-timeout) or get 503. */
-        @WithDefault("2")
-        int concurrentRequests();
+        /**
+         * Share LLM decode steps across requests (continuous batching). Off: one request at a time, each to its
+         * end, as the reference servers do (for comparison; see the load benchmark).
+         */
+        @WithDefault("true")
+        boolean batching();
 
-        /** How long a request may wait for a synthesis slot before it is answered 503. */
+        /** Most sequences (segments of any request) in one LLM decode step. */
+        @WithDefault("16")
+        int maxBatch();
+
+        /** Most requests waiting to join the batch; one more is answered 503 with Retry-After. */
+        @WithDefault("64")
+        int queueSize();
+
+        /** Longest wait to join the batch (or for a feature-extraction slot) before a request is answered 503. */
         @WithDefault("60s")
         java.time.Duration queueTimeout();
+
+        /** Feature extractions (zero-shot prompts, repairs of lost feature files) at once; more wait. */
+        @WithDefault("2")
+        int concurrentExtractions();
 
         /** In-memory speaker-feature cache, bounded in native bytes. */
         @WithDefault("268435456")

@@ -4,15 +4,20 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.IValue;
 import org.bytedeco.pytorch.InferenceMode;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.Consumer;
+import java.util.function.Predicate;
 
 /**
- * Speech-token generation with the pack's LLM: one batched prefill over all sequences, then batched decode
- * steps; a sequence leaves the batch when it stops, and its rows of the KV cache are dropped. The KV cache
- * is the only state that outlives a step: {@link Batch} owns it and frees it on close.
+ * Speech-token generation with the pack's LLM as continuous batching: sequences {@link Batch#join join} a
+ * running batch between decode steps (their own prefill, then their KV-cache rows are concatenated to the
+ * batch's) and leave it when they stop, reach their length limit or are cancelled (their rows are dropped by
+ * index_select at once). Rows are independent: a sequence's tokens do not depend on what it was batched with.
+ * The KV cache is the only state that outlives a step: {@link Batch} owns it and frees it on close.
  */
 public final class SpeechLm {
     private final ModelPack pack;
@@ -25,159 +30,231 @@ public final class SpeechLm {
     public record Input(long[] promptText, long[] text, long[] promptSpeech, Sampler sampler, int maxTokens) {
     }
 
-    /** Generates the speech tokens of every input (same order); stop tokens are not included. */
+    /** Generates the speech tokens of every input (same order), all in one batch; stop tokens are not included. */
     public List<int[]> generate(List<Input> inputs) {
-        try (Batch batch = new Batch(inputs)) {
-            while (batch.step()) {
-                // each step runs in its own scope inside step()
+        List<Row> rows = new ArrayList<>();
+        for (Input in : inputs) {
+            rows.add(row(in, null));
+        }
+        try (Batch batch = new Batch()) {
+            batch.join(rows);
+            while (!batch.isEmpty()) {
+                batch.step(r -> false, r -> { });
             }
-            return batch.results();
+        }
+        List<int[]> out = new ArrayList<>(rows.size());
+        for (Row r : rows) {
+            out.add(r.tokens());
+        }
+        return out;
+    }
+
+    Row row(Input input, Object owner) {
+        return new Row(input, owner, pack.manifest.sampling());
+    }
+
+    /** One sequence's generation state; {@code owner} is the caller's tag (the scheduler's segment). */
+    static final class Row {
+        final Input input;
+        final Object owner;
+        final int minLen;
+        final int maxLen;
+        final int capacity;        // cache slots the row needs: its prefill + every token it may add
+        private final int[] tokens;
+        private int count;
+        private long position;     // where the row's next token goes in its cache row
+
+        private Row(Input in, Object owner, PackManifest.Sampling s) {
+            this.input = in;
+            this.owner = owner;
+            this.minLen = (int) (in.text().length * s.minTokenTextRatio());
+            this.maxLen = Math.max(0, Math.min((int) (in.text().length * s.maxTokenTextRatio()), in.maxTokens()));
+            this.tokens = new int[maxLen];
+            this.capacity = in.promptText().length + in.text().length + in.promptSpeech().length + 2 + maxLen;
+        }
+
+        int[] tokens() {
+            return Arrays.copyOf(tokens, count);
+        }
+
+        int count() {
+            return count;
         }
     }
 
+    /** A running batch: its rows, their next-token log-probabilities, and the KV cache it owns. */
     final class Batch implements AutoCloseable {
-        private final List<Input> inputs;
         private final int vocab = pack.manifest.vocabSize();
-        private final int[][] tokens;
-        private final int[] counts;
-        private final int[] minLen;
-        private final int[] maxLen;
-        private int[] active;          // input index of each row of the cache
-        private long[] positions;      // where each row's next token goes
-        private float[] logp;          // [rows * vocab] log-probabilities of the next token
-        private Tensor kCache;
+        private final List<Row> rows = new ArrayList<>();   // row r of the cache belongs to rows.get(r)
+        private float[] logp = new float[0];                  // [rows * vocab]
+        private Tensor kCache;                                // [layers, rows, kv_heads, capacity, head_dim]
         private Tensor vCache;
 
-        Batch(List<Input> inputs) {
-            this.inputs = inputs;
-            int b = inputs.size();
-            tokens = new int[b][];
-            counts = new int[b];
-            minLen = new int[b];
-            maxLen = new int[b];
-            PackManifest.Sampling s = pack.manifest.sampling();
-            int lt = 0;
-            int ls = 0;
+        boolean isEmpty() {
+            return rows.isEmpty();
+        }
+
+        int size() {
+            return rows.size();
+        }
+
+        List<Row> rows() {
+            return List.copyOf(rows);
+        }
+
+        /** Prefills the new rows (one call for all of them) and appends them to the batch. */
+        void join(List<Row> fresh) {
+            if (fresh.isEmpty()) {
+                return;
+            }
+            int b = fresh.size();
+            int lt = 1;
+            int ls = 1;
             int cacheLen = 0;
-            for (int i = 0; i < b; i++) {
-                Input in = inputs.get(i);
-                minLen[i] = (int) (in.text().length * s.minTokenTextRatio());
-                maxLen[i] = Math.min((int) (in.text().length * s.maxTokenTextRatio()), in.maxTokens());
-                tokens[i] = new int[Math.max(maxLen[i], 0)];
-                int textLen = in.promptText().length + in.text().length;
-                lt = Math.max(lt, textLen);
-                ls = Math.max(ls, in.promptSpeech().length);
-                cacheLen = Math.max(cacheLen, textLen + in.promptSpeech().length + 2 + maxLen[i]);
+            for (Row r : fresh) {
+                lt = Math.max(lt, r.input.promptText().length + r.input.text().length);
+                ls = Math.max(ls, r.input.promptSpeech().length);
+                cacheLen = Math.max(cacheLen, r.capacity);
             }
             long[] text = new long[b * lt];
             long[] textLen = new long[b];
-            long[] speech = new long[b * Math.max(ls, 1)];
+            long[] speech = new long[b * ls];
             long[] speechLen = new long[b];
             for (int i = 0; i < b; i++) {
-                Input in = inputs.get(i);
+                Input in = fresh.get(i).input;
                 System.arraycopy(in.promptText(), 0, text, i * lt, in.promptText().length);
                 System.arraycopy(in.text(), 0, text, i * lt + in.promptText().length, in.text().length);
                 textLen[i] = in.promptText().length + in.text().length;
-                System.arraycopy(in.promptSpeech(), 0, speech, i * Math.max(ls, 1), in.promptSpeech().length);
+                System.arraycopy(in.promptSpeech(), 0, speech, i * ls, in.promptSpeech().length);
                 speechLen[i] = in.promptSpeech().length;
             }
             try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
                 var dev = pack.device;
                 IValue out = Tensors.call(pack.prefill,
                         Tensors.on(Tensors.longs(text, b, lt), dev), Tensors.on(Tensors.longs(textLen, b), dev),
-                        Tensors.on(Tensors.longs(speech, b, Math.max(ls, 1)), dev), Tensors.on(Tensors.longs(speechLen, b), dev),
+                        Tensors.on(Tensors.longs(speech, b, ls), dev), Tensors.on(Tensors.longs(speechLen, b), dev),
                         (long) cacheLen);
-                logp = Tensors.toFloats(Tensors.element(out, 0));
-                kCache = own(Tensors.element(out, 1));
-                vCache = own(Tensors.element(out, 2));
-                positions = Tensors.toLongs(Tensors.element(out, 3));
-            }
-            active = new int[b];
-            for (int i = 0; i < b; i++) {
-                active[i] = i;
+                float[] freshLogp = Tensors.toFloats(Tensors.element(out, 0));
+                Tensor k = Tensors.element(out, 1);
+                Tensor v = Tensors.element(out, 2);
+                long[] positions = Tensors.toLongs(Tensors.element(out, 3));
+                for (int i = 0; i < b; i++) {
+                    fresh.get(i).position = positions[i];
+                }
+                if (kCache == null) {
+                    replaceCache(k, v);
+                } else {
+                    long capacity = Math.max(kCache.size(3), k.size(3));
+                    replaceCache(Tensors.cat(1, padTime(kCache, capacity), padTime(k, capacity)),
+                            Tensors.cat(1, padTime(vCache, capacity), padTime(v, capacity)));
+                }
+                float[] joined = Arrays.copyOf(logp, logp.length + freshLogp.length);
+                System.arraycopy(freshLogp, 0, joined, logp.length, freshLogp.length);
+                logp = joined;
+                rows.addAll(fresh);
             }
         }
 
-        /** Samples one token for every active row, drops finished rows, runs one decode. False when all are done. */
-        boolean step() {
-            int rows = active.length;
-            long[] next = new long[rows];
-            boolean[] keep = new boolean[rows];
+        /** Zero slots appended to the time dimension (3) up to {@code capacity}; padding is never attended to. */
+        private Tensor padTime(Tensor cache, long capacity) {
+            long have = cache.size(3);
+            if (have == capacity) {
+                return cache;
+            }
+            long[] shape = {cache.size(0), cache.size(1), cache.size(2), capacity - have, cache.size(4)};
+            return Tensors.cat(3, cache, torch.zeros(shape, cache.options()));
+        }
+
+        /**
+         * Samples one token for every row; rows that stop, reach their limit, or are {@code cancelled} leave
+         * (their cache rows are dropped), the rest run one decode. {@code done} gets each row that completed in
+         * this step (not the cancelled ones) before the decode runs.
+         */
+        void step(Predicate<Row> cancelled, Consumer<Row> done) {
+            int n = rows.size();
+            long[] next = new long[n];
+            boolean[] keep = new boolean[n];
             int kept = 0;
-            for (int r = 0; r < rows; r++) {
-                int i = active[r];
-                if (counts[i] >= maxLen[i]) {
+            for (int r = 0; r < n; r++) {
+                Row row = rows.get(r);
+                if (cancelled.test(row)) {
                     continue;
                 }
-                int id = inputs.get(i).sampler().next(logp, r * vocab, vocab, tokens[i], counts[i], counts[i] < minLen[i]);
-                if (id >= pack.manifest.speechTokenSize()) {
-                    continue;   // a stop token: the sequence is complete
+                if (row.count >= row.maxLen) {
+                    done.accept(row);
+                    continue;
                 }
-                tokens[i][counts[i]++] = id;
-                if (counts[i] < maxLen[i]) {
+                int id = row.input.sampler().next(logp, r * vocab, vocab, row.tokens, row.count, row.count < row.minLen);
+                if (id >= pack.manifest.speechTokenSize()) {
+                    done.accept(row);   // a stop token: the sequence is complete
+                    continue;
+                }
+                row.tokens[row.count++] = id;
+                if (row.count < row.maxLen) {
                     keep[r] = true;
                     next[r] = id;
                     kept++;
+                } else {
+                    done.accept(row);
                 }
             }
             if (kept == 0) {
-                return false;
+                rows.clear();
+                logp = new float[0];
+                close();
+                return;
             }
             try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
-                if (kept < rows) {
+                if (kept < n) {
                     compact(keep, kept);
                 }
                 long[] ids = new long[kept];
                 long[] pos = new long[kept];
-                int[] stillActive = new int[kept];
-                for (int r = 0, j = 0; r < rows; r++) {
+                for (int r = 0, j = 0; r < n; r++) {
                     if (keep[r]) {
                         ids[j] = next[r];
-                        pos[j] = positions[r];
-                        stillActive[j] = active[r];
+                        pos[j] = rows.get(j).position;
                         j++;
                     }
                 }
-                active = stillActive;
                 Tensor out = Tensors.tensor(Tensors.call(pack.decode, Tensors.on(Tensors.longs(ids, kept), pack.device),
                         kCache, vCache, Tensors.on(Tensors.longs(pos, kept), pack.device)));
                 logp = Tensors.toFloats(out);
-                for (int j = 0; j < kept; j++) {
-                    pos[j]++;
+                for (Row row : rows) {
+                    row.position++;
                 }
-                positions = pos;
             }
-            return true;
         }
 
-        /** Keeps only the cache rows of sequences still generating (called inside a step's scope). */
+        /**
+         * Keeps only the rows still generating (called inside a step's scope); the time dimension shrinks to
+         * what they still need, so a long sequence that left does not keep its slots.
+         */
         private void compact(boolean[] keep, int kept) {
-            long[] rows = new long[kept];
+            long[] index = new long[kept];
+            List<Row> still = new ArrayList<>(kept);
+            int capacity = 0;
             for (int r = 0, j = 0; r < keep.length; r++) {
                 if (keep[r]) {
-                    rows[j++] = r;
+                    index[j++] = r;
+                    still.add(rows.get(r));
+                    capacity = Math.max(capacity, rows.get(r).capacity);
                 }
             }
-            Tensor index = Tensors.on(Tensors.longs(rows, kept), pack.device);
-            Tensor k = own(kCache.index_select(1, index));
-            Tensor v = own(vCache.index_select(1, index));
-            kCache.releaseReference();
-            vCache.releaseReference();
+            long slots = Math.min(capacity, kCache.size(3));
+            Tensor select = Tensors.on(Tensors.longs(index, kept), pack.device);
+            replaceCache(kCache.narrow(3, 0, slots).index_select(1, select), vCache.narrow(3, 0, slots).index_select(1, select));
+            rows.clear();
+            rows.addAll(still);
+        }
+
+        /** Takes ownership of new cache tensors (they outlive the scope they were made in) and frees the old. */
+        private void replaceCache(Tensor k, Tensor v) {
+            k.retainReference();
+            v.retainReference();
+            close();
             kCache = k;
             vCache = v;
-        }
-
-        private Tensor own(Tensor t) {
-            t.retainReference();   // outlives the scope it was made in; released by compact() or close()
-            return t;
-        }
-
-        List<int[]> results() {
-            List<int[]> out = new ArrayList<>(tokens.length);
-            for (int i = 0; i < tokens.length; i++) {
-                out.add(Arrays.copyOf(tokens[i], counts[i]));
-            }
-            return out;
         }
 
         @Override

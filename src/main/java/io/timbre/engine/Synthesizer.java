@@ -5,32 +5,78 @@ import io.timbre.text.TextTokenizer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.InferenceMode;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.jboss.logging.Logger;
 
+import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * Text + speaker features -> PCM. The text is split into segments; the LLM generates every segment's speech
- * tokens in one batch; flow and vocoder run per segment on a fixed pool of workers; the waveforms are joined
- * in order. The device-memory policy runs once per request, after the last segment.
+ * Text + speaker features -> PCM, for every concurrent request at once. The text is split into segments; one
+ * scheduler thread runs the LLM as continuous batching: the segments of all requests share decode steps,
+ * joining the batch between steps (up to {@code maxRows} rows) and leaving it when done or cancelled, each with
+ * its own seeded sampler, so a segment's tokens do not depend on what else runs. A finished segment's flow and
+ * vocoder run on a fixed pool of workers, and its audio is handed to the request in order as soon as it exists
+ * (streaming). Requests that cannot join yet wait in a bounded queue; a full queue or a wait longer than
+ * {@code queueTimeout} is refused with {@link Busy}. With batching off, requests are served one at a time,
+ * each to its end, as the reference servers do. The device-memory policy runs once per request, when the
+ * request's {@link SynthesisJob} is closed.
  */
 public final class Synthesizer implements AutoCloseable {
-    public record Options(long seed, boolean greedy) {
+    private static final Logger LOG = Logger.getLogger(Synthesizer.class);
+
+    /** @param speed CosyVoice's speed: the mel is stretched in time by 1/speed before the vocoder (pitch kept) */
+    public record Options(long seed, boolean greedy, double speed) {
+        public Options(long seed, boolean greedy) {
+            this(seed, greedy, 1.0);
+        }
     }
 
-    /** Stage times in nanoseconds: llm is wall time of the batch; flow and vocoder are summed over segments. */
-    public record Timings(long llm, long flow, long vocoder, long total) {
+    /**
+     * @param batching     share LLM steps across requests; false: one request at a time
+     * @param maxRows      most sequences in one decode step
+     * @param maxQueued    most requests waiting to start; more are refused
+     * @param queueTimeout longest wait to start before a request is refused
+     * @param workers      threads for flow + vocoder
+     */
+    public record Settings(boolean batching, int maxRows, int maxQueued, Duration queueTimeout, int workers) {
+        public static Settings defaults(int workers) {
+            return new Settings(true, 16, 64, Duration.ofSeconds(60), workers);
+        }
+    }
+
+    /** Stage times in nanoseconds: queue wait, llm wall time of the request's rows, flow and vocoder summed. */
+    public record Timings(long queue, long llm, long flow, long vocoder, long total) {
     }
 
     public record Result(float[] pcm, int sampleRate, int segments, int speechTokens, Timings timings) {
         public double seconds() {
             return pcm.length / (double) sampleRate;
+        }
+    }
+
+    /** Decode steps run, rows summed over them, the largest batch, cancelled and refused requests, live rows. */
+    public record Stats(long steps, long rowSteps, int largestBatch, long cancelled, long refused, int rows, int queued) {
+    }
+
+    /** The queue is full, or a request waited too long to start; retry after {@code retryAfterSeconds}. */
+    public static final class Busy extends RuntimeException {
+        public final int retryAfterSeconds;
+
+        Busy(String message, int retryAfterSeconds) {
+            super(message);
+            this.retryAfterSeconds = retryAfterSeconds;
         }
     }
 
@@ -41,9 +87,30 @@ public final class Synthesizer implements AutoCloseable {
     private final FlowDecoder flow;
     private final Vocoder vocoder;
     private final DeviceMemory memory;
+    private final Settings settings;
     private final ExecutorService workers;
+    private final Thread loop;
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition wake = lock.newCondition();
+    private final ArrayDeque<Job> waiting = new ArrayDeque<>();   // requests with segments not yet in the batch
+    private SynthesisJob exclusive;                                // batching off: the request being served
+    private volatile boolean running = true;
+    private volatile int rows;
+    private final AtomicLong steps = new AtomicLong();
+    private final AtomicLong rowSteps = new AtomicLong();
+    private final AtomicLong cancelledJobs = new AtomicLong();
+    private final AtomicLong refused = new AtomicLong();
+    private volatile int largest;
+    private volatile double recentSeconds = 1;                     // moving average of request time, for Retry-After
+
+    private record Job(SynthesisJob job, long submitted) {
+    }
 
     public Synthesizer(ModelPack pack, TextTokenizer tokenizer, int workers, DeviceMemory memory) {
+        this(pack, tokenizer, Settings.defaults(workers), memory);
+    }
+
+    public Synthesizer(ModelPack pack, TextTokenizer tokenizer, Settings settings, DeviceMemory memory) {
         this.pack = pack;
         this.tokenizer = tokenizer;
         PackManifest m = pack.manifest;
@@ -52,12 +119,16 @@ public final class Synthesizer implements AutoCloseable {
         this.flow = new FlowDecoder(pack);
         this.vocoder = new Vocoder(pack);
         this.memory = memory;
+        this.settings = settings;
         AtomicInteger n = new AtomicInteger();
-        this.workers = Executors.newFixedThreadPool(Math.max(1, workers), r -> {
+        this.workers = Executors.newFixedThreadPool(Math.max(1, settings.workers()), r -> {
             Thread t = new Thread(r, "timbre-segment-" + n.incrementAndGet());
             t.setDaemon(true);
             return t;
         });
+        this.loop = new Thread(this::run, "timbre-llm");
+        this.loop.setDaemon(true);
+        this.loop.start();
     }
 
     public TextFrontend textFrontend() {
@@ -68,25 +139,52 @@ public final class Synthesizer implements AutoCloseable {
         return memory;
     }
 
-    public Result synthesize(SpeakerFeatures spk, String text, Options options) {
-        List<String> segments = frontend.segments(text);
-        if (segments.isEmpty()) {
-            throw new IllegalArgumentException("the text has nothing to speak (empty or only punctuation)");
+    public Settings settings() {
+        return settings;
+    }
+
+    int sampleRate() {
+        return pack.manifest.outputSampleRate();
+    }
+
+    public Stats stats() {
+        lock.lock();
+        try {
+            return new Stats(steps.get(), rowSteps.get(), largest, cancelledJobs.get(), refused.get(), rows, waiting.size());
+        } finally {
+            lock.unlock();
         }
-        return synthesize(spk, segments, options);
+    }
+
+    /** Synthesizes and waits for the whole result. */
+    public Result synthesize(SpeakerFeatures spk, String text, Options options) {
+        try (SynthesisJob job = submit(spk, text, options)) {
+            return job.await();
+        }
     }
 
     /** Synthesizes the given segments (already normalised and split) and joins them. */
     public Result synthesize(SpeakerFeatures spk, List<String> segments, Options options) {
-        try {
-            return run(spk, segments, options);
-        } finally {
-            memory.afterRequest();   // once per request, never per segment
+        try (SynthesisJob job = submit(spk, segments, options)) {
+            return job.await();
         }
     }
 
-    private Result run(SpeakerFeatures spk, List<String> segments, Options options) {
-        long t0 = System.nanoTime();
+    /** Splits the text and queues it; the caller owns the returned job and closes it. */
+    public SynthesisJob submit(SpeakerFeatures spk, String text, Options options) {
+        List<String> segments = frontend.segments(text);
+        if (segments.isEmpty()) {
+            throw new IllegalArgumentException("the text has nothing to speak (empty or only punctuation)");
+        }
+        return submit(spk, segments, options);
+    }
+
+    /**
+     * Queues the segments; the features must stay open until the returned job is closed.
+     *
+     * @throws Busy when the queue is full
+     */
+    public SynthesisJob submit(SpeakerFeatures spk, List<String> segments, Options options) {
         long[] promptText = Tensors.toLongs(spk.promptText());
         long[] promptSpeech = Tensors.toLongs(spk.speechTokens());
         int maxTokens = pack.manifest.noiseFrames() / 2 - spk.tokenLength();
@@ -97,48 +195,22 @@ public final class Synthesizer implements AutoCloseable {
                     : Sampler.seeded(pack.manifest, segmentSeed(options.seed(), i));
             inputs.add(new SpeechLm.Input(promptText, ids, promptSpeech, sampler, maxTokens));
         }
-        List<int[]> tokens = lm.generate(inputs);
-        long t1 = System.nanoTime();
-        List<Future<long[]>> parts = new ArrayList<>();   // [flowNanos, vocoderNanos] with samples kept aside
-        float[][] audio = new float[tokens.size()][];
-        for (int i = 0; i < tokens.size(); i++) {
-            int index = i;
-            int[] segmentTokens = tokens.get(i);
-            parts.add(workers.submit(() -> {
-                try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
-                    long a = System.nanoTime();
-                    if (segmentTokens.length == 0) {
-                        audio[index] = new float[0];
-                        return new long[]{0, 0};
-                    }
-                    Tensor mel = flow.decode(spk, segmentTokens);
-                    long b = System.nanoTime();
-                    audio[index] = vocoder.vocode(mel);
-                    return new long[]{b - a, System.nanoTime() - b};
-                }
-            }));
+        SynthesisJob job = new SynthesisJob(this, spk, inputs, options.speed());
+        lock.lock();
+        try {
+            if (!running) {
+                throw new IllegalStateException("the synthesizer is closed");
+            }
+            if (waiting.size() >= settings.maxQueued()) {
+                refused.incrementAndGet();
+                throw new Busy(waiting.size() + " requests are already waiting for the engine; retry shortly.", retryAfter());
+            }
+            waiting.add(new Job(job, System.nanoTime()));
+            wake.signal();
+        } finally {
+            lock.unlock();
         }
-        long flowNanos = 0;
-        long vocoderNanos = 0;
-        for (Future<long[]> f : parts) {
-            long[] times = await(f);
-            flowNanos += times[0];
-            vocoderNanos += times[1];
-        }
-        int total = 0;
-        int speechTokens = 0;
-        for (int i = 0; i < audio.length; i++) {
-            total += audio[i].length;
-            speechTokens += tokens.get(i).length;
-        }
-        float[] pcm = new float[total];
-        int at = 0;
-        for (float[] a : audio) {
-            System.arraycopy(a, 0, pcm, at, a.length);
-            at += a.length;
-        }
-        return new Result(pcm, pack.manifest.outputSampleRate(), segments.size(), speechTokens,
-                new Timings(t1 - t0, flowNanos, vocoderNanos, System.nanoTime() - t0));
+        return job;
     }
 
     /** Each segment gets its own random stream derived from the request seed, independent of scheduling. */
@@ -146,23 +218,236 @@ public final class Synthesizer implements AutoCloseable {
         return seed * 0x9E3779B97F4A7C15L + segment * 0xBF58476D1CE4E5B9L + 1;
     }
 
-    private static long[] await(Future<long[]> f) {
+    private int retryAfter() {
+        return (int) Math.max(1, Math.min(60, Math.ceil(recentSeconds)));
+    }
+
+    void wake() {
+        lock.lock();
         try {
-            return f.get();
+            wake.signal();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Called once when every segment of a job is vocoded, dropped or failed. */
+    void settled(SynthesisJob job) {
+        Timings t = job.timings();
+        recentSeconds = 0.8 * recentSeconds + 0.2 * (t.total() / 1e9);
+        if (job.cancelled()) {
+            cancelledJobs.incrementAndGet();
+        }
+        lock.lock();
+        try {
+            if (exclusive == job) {
+                exclusive = null;
+            }
+            wake.signal();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The scheduler: admit waiting segments between steps, run one decode step, hand finished rows on. */
+    private void run() {
+        SpeechLm.Batch batch = lm.new Batch();
+        try {
+            while (true) {
+                List<SpeechLm.Row> fresh;
+                lock.lock();
+                try {
+                    while (running && batch.isEmpty() && !admissible(batch)) {
+                        wake.await(100, TimeUnit.MILLISECONDS);
+                        expire();
+                    }
+                    if (!running) {
+                        break;
+                    }
+                    fresh = admit(batch.size());
+                } finally {
+                    lock.unlock();
+                }
+                try {
+                    batch.join(fresh);
+                    if (batch.isEmpty()) {
+                        continue;
+                    }
+                    int size = batch.size();
+                    batch.step(this::dropIfCancelled, r -> vocode((Segment) r.owner, r.tokens()));
+                    steps.incrementAndGet();
+                    rowSteps.addAndGet(size);
+                    largest = Math.max(largest, size);
+                    rows = batch.size();
+                } catch (RuntimeException e) {
+                    LOG.errorf(e, "LLM step failed; failing the %d rows in the batch", batch.size() + fresh.size());
+                    failAll(batch, fresh, e);
+                    batch.close();
+                    batch = lm.new Batch();
+                    rows = 0;
+                }
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for a segment", e);
-        } catch (ExecutionException e) {
-            Throwable c = e.getCause();
-            if (c instanceof RuntimeException re) {
-                throw re;
-            }
-            throw new IllegalStateException(c);
+        } finally {
+            failAll(batch, List.of(), new IllegalStateException("the synthesizer was closed"));
+            batch.close();
         }
+    }
+
+    private record Segment(SynthesisJob job, int index) {
+    }
+
+    private boolean dropIfCancelled(SpeechLm.Row row) {
+        Segment s = (Segment) row.owner;
+        if (s.job().cancelled()) {
+            s.job().settle(s.index());   // its cache row is dropped in this step
+            return true;
+        }
+        return false;
+    }
+
+    private void failAll(SpeechLm.Batch batch, List<SpeechLm.Row> fresh, Throwable e) {
+        List<SpeechLm.Row> all = new ArrayList<>(batch.rows());
+        for (SpeechLm.Row r : fresh) {
+            if (!all.contains(r)) {
+                all.add(r);
+            }
+        }
+        for (SpeechLm.Row r : all) {
+            Segment s = (Segment) r.owner;
+            s.job().fail(e);
+            s.job().settle(s.index());
+        }
+        if (!running) {
+            lock.lock();
+            try {
+                for (Job j : waiting) {
+                    j.job().fail(e);
+                    for (int i = j.job().admitted; i < j.job().segments; i++) {
+                        j.job().settle(i);
+                    }
+                }
+                waiting.clear();
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
+    /** Under the lock: whether a waiting segment may join now. */
+    private boolean admissible(SpeechLm.Batch batch) {
+        expire();
+        if (waiting.isEmpty()) {
+            return false;
+        }
+        if (settings.batching()) {
+            return batch.size() < settings.maxRows();
+        }
+        return exclusive == null || exclusive == waiting.peek().job();
+    }
+
+    /** Under the lock: drops cancelled requests from the queue and refuses those that waited too long. */
+    private void expire() {
+        long now = System.nanoTime();
+        for (Iterator<Job> it = waiting.iterator(); it.hasNext(); ) {
+            Job j = it.next();
+            SynthesisJob job = j.job();
+            boolean late = job.admitted == 0 && now - j.submitted() > settings.queueTimeout().toNanos();
+            if (job.cancelled() || late) {
+                it.remove();
+                if (late && !job.cancelled()) {
+                    refused.incrementAndGet();
+                    job.fail(new Busy("waited " + settings.queueTimeout().toSeconds() + " s for the engine; retry shortly.",
+                            retryAfter()));
+                }
+                for (int i = job.admitted; i < job.segments; i++) {
+                    job.settle(i);
+                }
+            }
+        }
+    }
+
+    /** Under the lock: the rows that join the batch now, oldest request first. */
+    private List<SpeechLm.Row> admit(int size) {
+        List<SpeechLm.Row> fresh = new ArrayList<>();
+        while (!waiting.isEmpty() && size + fresh.size() < settings.maxRows()) {
+            SynthesisJob job = waiting.peek().job();
+            if (!settings.batching()) {
+                if (exclusive != null && exclusive != job) {
+                    break;
+                }
+                exclusive = job;
+            }
+            job.markAdmitted();
+            int i = job.admitted++;
+            fresh.add(lm.row(job.inputs.get(i), new Segment(job, i)));
+            if (job.admitted == job.segments) {
+                waiting.poll();
+            }
+        }
+        return fresh;
+    }
+
+    /** Flow + vocoder of one finished segment on a worker; the job is told when its audio exists. */
+    private void vocode(Segment s, int[] tokens) {
+        SynthesisJob job = s.job();
+        job.tokensDone(s.index(), tokens.length);
+        if (tokens.length == 0) {
+            job.segmentReady(s.index(), new float[0], 0, 0);
+            return;
+        }
+        Future<?> f;
+        try {
+            f = workers.submit(() -> {
+                if (job.cancelled()) {
+                    job.settle(s.index());
+                    return;
+                }
+                try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
+                    long a = System.nanoTime();
+                    Tensor mel = stretch(flow.decode(job.features, tokens), job.speed);
+                    long b = System.nanoTime();
+                    float[] pcm = vocoder.vocode(mel);
+                    job.segmentReady(s.index(), pcm, b - a, System.nanoTime() - b);
+                } catch (RuntimeException | Error e) {
+                    job.fail(e);
+                    job.settle(s.index());
+                }
+            });
+        } catch (RuntimeException e) {   // the pool is shut down
+            job.fail(e);
+            job.settle(s.index());
+            return;
+        }
+        if (!job.addTask(f, s.index()) && f.cancel(false)) {
+            job.settle(s.index());
+        }
+    }
+
+    /** CosyVoice's speed control: linear interpolation of the mel to frames / speed (F.interpolate, mode linear). */
+    static Tensor stretch(Tensor mel, double speed) {
+        if (speed == 1.0) {
+            return mel;
+        }
+        long frames = Math.max(1, (long) (mel.size(2) / speed));
+        return torch.upsample_linear1d(mel, new long[]{frames}, false);
     }
 
     @Override
     public void close() {
+        lock.lock();
+        try {
+            running = false;
+            wake.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        try {
+            loop.join(30_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         workers.shutdown();
         try {
             workers.awaitTermination(30, TimeUnit.SECONDS);

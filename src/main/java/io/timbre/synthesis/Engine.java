@@ -50,7 +50,17 @@ public class Engine {
             tokenizer = new TextTokenizer(dir.resolve(p.manifest.moduleFiles().get("tokenizer")));
             extractor = new FeatureExtractor(p, tokenizer);
             DeviceMemory memory = DeviceMemory.forDevice(p.device, config.engine().memoryPolicy(), config.engine().memoryWatermark());
-            synthesizer = new Synthesizer(p, tokenizer, config.engine().segmentWorkers(), memory);
+            TimbreConfig.Engine e = config.engine();
+            synthesizer = new Synthesizer(p, tokenizer, new Synthesizer.Settings(e.batching(), Math.max(1, e.maxBatch()),
+                    Math.max(0, e.queueSize()), e.queueTimeout(), e.segmentWorkers()), memory);
+            Synthesizer s = synthesizer;
+            Gauge.builder("timbre.scheduler.rows", s, x -> x.stats().rows()).description("sequences in the LLM batch").register(registry);
+            Gauge.builder("timbre.scheduler.queued", s, x -> x.stats().queued()).description("requests waiting to join").register(registry);
+            Gauge.builder("timbre.scheduler.steps", s, x -> x.stats().steps()).description("LLM decode steps run").register(registry);
+            Gauge.builder("timbre.scheduler.row.steps", s, x -> x.stats().rowSteps())
+                    .description("sequences summed over decode steps (divide by steps for the mean batch)").register(registry);
+            Gauge.builder("timbre.scheduler.cancelled", s, x -> x.stats().cancelled()).description("requests cancelled").register(registry);
+            Gauge.builder("timbre.scheduler.refused", s, x -> x.stats().refused()).description("requests refused as busy").register(registry);
             pack = p;
             Gauge.builder("timbre.device.memory.allocated", memory, m -> m.stats().allocated()).baseUnit("bytes").register(registry);
             Gauge.builder("timbre.device.memory.reserved", memory, m -> m.stats().reserved()).baseUnit("bytes").register(registry);

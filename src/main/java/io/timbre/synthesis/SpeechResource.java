@@ -11,6 +11,8 @@ import jakarta.ws.rs.Consumes;
 import jakarta.ws.rs.POST;
 import jakarta.ws.rs.Path;
 import jakarta.ws.rs.Produces;
+import io.vertx.core.http.HttpServerResponse;
+import jakarta.ws.rs.core.Context;
 import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.Response;
 import org.eclipse.microprofile.openapi.annotations.Operation;
@@ -21,8 +23,10 @@ import java.util.UUID;
 /**
  * POST /v1/audio/speech, OpenAI's speech API: {@code model} (any string, ignored), {@code input} (at most 4096
  * characters), {@code voice} (a speaker id or the name of one of the caller's speakers, as a string or as
- * {@code {"id": ...}}), {@code response_format} (mp3 by default, opus, aac, flac, wav, pcm), {@code speed} (only 1.0),
- * {@code instructions} (ignored), and Timbre's optional {@code seed}. The whole clip is returned (not streamed).
+ * {@code {"id": ...}}), {@code response_format} (mp3 by default, opus, aac, flac, wav, pcm), {@code speed} (0.25 to
+ * 4.0), {@code stream_format} ({@code audio} by default, or {@code sse}), {@code instructions} (ignored), and Timbre's
+ * optional {@code seed}. As OpenAI's, the audio is streamed with chunked transfer encoding as it is synthesized
+ * (one chunk per vocoded segment; WAV with an unknown-length header); a client that disconnects cancels its work.
  */
 @Path("/v1/audio/speech")
 public class SpeechResource {
@@ -44,9 +48,9 @@ public class SpeechResource {
     @Consumes(MediaType.APPLICATION_JSON)
     // OpenAI clients send "Accept: application/octet-stream"; the response carries the format's own type.
     @Produces({"audio/mpeg", "audio/ogg", "audio/aac", "audio/flac", "audio/wav", "audio/pcm", MediaType.APPLICATION_OCTET_STREAM,
-            "application/problem+json"})
+            "text/event-stream", "application/problem+json"})
     @Operation(summary = "OpenAI-compatible speech: input, voice (your speaker's id or name), response_format")
-    public Response speech(JsonNode body) {
+    public Response speech(JsonNode body, @Context HttpServerResponse http) {
         long userId = user.requireUserId();
         if (body == null || !body.isObject()) {
             throw ApiProblem.badRequest("Send a JSON object: {\"model\": \"tts-1\", \"input\": \"...\", \"voice\": "
@@ -64,11 +68,11 @@ public class SpeechResource {
         SpeechFormat format = SpeechFormat.parse(formatName).orElseThrow(() -> new ApiProblem(400,
                 "response-format-unsupported", "Unsupported response_format", "'response_format' is '" + formatName
                 + "'; use one of " + SpeechFormat.names() + "."));
-        checkSpeed(body.get("speed"));
-        JsonNode streamFormat = body.get("stream_format");
-        if (streamFormat != null && !streamFormat.isNull() && !"audio".equals(streamFormat.asText())) {
-            throw ApiProblem.unprocessable("stream-format-unsupported", "stream_format not supported",
-                    "Only \"stream_format\": \"audio\" (the default) is supported; server-sent events are not.");
+        double speed = speed(body.get("speed"));
+        String streamFormat = body.hasNonNull("stream_format") ? text(body, "stream_format") : "audio";
+        if (!streamFormat.equals("audio") && !streamFormat.equals("sse")) {
+            throw new ApiProblem(400, "stream-format-unsupported", "Unsupported stream_format",
+                    "'stream_format' is '" + streamFormat + "'; use \"audio\" (the default) or \"sse\".");
         }
         long seed = 0L;
         JsonNode s = body.get("seed");
@@ -79,9 +83,7 @@ public class SpeechResource {
             seed = s.asLong();
         }
         Speaker speaker = voice(userId, body.get("voice"));
-        SynthesisService.Speech speech = synthesis.speak(speaker, input, seed);
-        byte[] audio = format.encode(speech.pcm(), speech.sampleRate());
-        return speech.headers(Response.ok(audio, format.contentType())).build();
+        return AudioResponses.stream(synthesis.start(speaker, input, seed, speed), format, streamFormat.equals("sse"), http);
     }
 
     private static String text(JsonNode body, String field) {
@@ -95,21 +97,18 @@ public class SpeechResource {
         return n.asText();
     }
 
-    private static void checkSpeed(JsonNode speed) {
+    private static double speed(JsonNode speed) {
         if (speed == null || speed.isNull()) {
-            return;
+            return 1.0;
         }
         if (!speed.isNumber()) {
             throw ApiProblem.badRequest("'speed' must be a number from 0.25 to 4.0.");
         }
         double v = speed.asDouble();
-        if (v < 0.25 || v > 4.0) {
+        if (v < TtsResource.MIN_SPEED || v > TtsResource.MAX_SPEED) {
             throw ApiProblem.badRequest("'speed' is " + v + "; it must be from 0.25 to 4.0.");
         }
-        if (v != 1.0) {
-            throw ApiProblem.unprocessable("speed-unsupported", "Speed not supported",
-                    "Timbre speaks at its natural rate only: send \"speed\": 1.0 or leave it out (it was " + v + ").");
-        }
+        return v;
     }
 
     /** The caller's speaker named by id (UUID) or by name; 404 otherwise. */

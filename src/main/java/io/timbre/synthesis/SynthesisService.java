@@ -5,6 +5,7 @@ import io.micrometer.core.instrument.Timer;
 import io.timbre.api.ApiProblem;
 import io.timbre.config.TimbreConfig;
 import io.timbre.engine.SpeakerFeatures;
+import io.timbre.engine.SynthesisJob;
 import io.timbre.engine.Synthesizer;
 import io.timbre.speaker.Speaker;
 import io.timbre.speaker.SpeakerService;
@@ -12,15 +13,17 @@ import io.timbre.speaker.SpeakerService.Source;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.ws.rs.core.Response;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
 /**
- * The synthesis path shared by POST /v1/tts and POST /v1/audio/speech: a bounded number of concurrent engine
- * calls (a fair semaphore; a wait longer than timbre.engine.queue-timeout answers 503 with Retry-After),
- * feature resolution, synthesis, metrics and the diagnostic response headers.
+ * The synthesis path shared by POST /v1/tts and POST /v1/audio/speech: feature resolution (extractions bounded
+ * by a fair semaphore), then the engine's scheduler, which batches all requests' segments and refuses work with
+ * 503 + Retry-After when its queue is full; metrics and the diagnostic response headers.
  */
 @ApplicationScoped
 public class SynthesisService {
@@ -34,7 +37,7 @@ public class SynthesisService {
         this.engine = engine;
         this.speakers = speakers;
         this.registry = registry;
-        this.slots = new Semaphore(Math.max(1, config.engine().concurrentRequests()), true);
+        this.slots = new Semaphore(Math.max(1, config.engine().concurrentExtractions()), true);
         this.queueMillis = config.engine().queueTimeout().toMillis();
     }
 
@@ -48,52 +51,181 @@ public class SynthesisService {
         /** Server-Timing, X-Timbre-Speaker-Source, X-Timbre-Segments and X-Timbre-Seed. */
         public Response.ResponseBuilder headers(Response.ResponseBuilder b) {
             return b.header("Server-Timing", String.format(Locale.ROOT,
-                            "features;dur=%.3f, llm;dur=%.3f, flow;dur=%.3f, vocoder;dur=%.3f, total;dur=%.3f",
-                            ms(featureNanos), ms(timings.llm()), ms(timings.flow()), ms(timings.vocoder()), ms(totalNanos())))
+                            "features;dur=%.3f, queue;dur=%.3f, llm;dur=%.3f, flow;dur=%.3f, vocoder;dur=%.3f, total;dur=%.3f",
+                            ms(featureNanos), ms(timings.queue()), ms(timings.llm()), ms(timings.flow()), ms(timings.vocoder()),
+                            ms(totalNanos())))
                     .header("X-Timbre-Speaker-Source", source.header())
                     .header("X-Timbre-Segments", segments)
                     .header("X-Timbre-Seed", seed);
         }
     }
 
-    /** Speaks with a stored speaker's features (memory, file or re-extracted). */
+    /**
+     * A synthesis under way: its segments' audio comes out in order ({@link #next()}) as each is vocoded. The
+     * caller closes it, which cancels what is unfinished and gives back the speaker features.
+     */
+    public final class Synthesis implements AutoCloseable {
+        private final SynthesisJob job;
+        private final AutoCloseable features;
+        private final Source source;
+        private final long featureNanos;
+        private final long seed;
+        private final int sampleRate;
+        private final long started = System.nanoTime();
+        private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+        private long firstAudio;
+
+        private Synthesis(SynthesisJob job, AutoCloseable features, Source source, long featureNanos, long seed) {
+            this.job = job;
+            this.features = features;
+            this.source = source;
+            this.featureNanos = featureNanos;
+            this.seed = seed;
+            this.sampleRate = engine.pack().manifest.outputSampleRate();
+        }
+
+        public int sampleRate() {
+            return sampleRate;
+        }
+
+        public int segments() {
+            return job.segments();
+        }
+
+        public int inputTokens() {
+            return job.textTokens();
+        }
+
+        public int outputTokens() {
+            return job.speechTokens();
+        }
+
+        /** Stops the work; safe from any thread (e.g. when the client disconnects). */
+        public void cancel() {
+            job.cancel();
+        }
+
+        /** The next segment's samples, null after the last. */
+        public float[] next() {
+            try {
+                float[] a = job.next();
+                if (a != null && firstAudio == 0) {
+                    firstAudio = System.nanoTime();
+                    Timer.builder("timbre.tts.first.audio").description("request start to its first vocoded segment")
+                            .register(registry).record(firstAudio - started, TimeUnit.NANOSECONDS);
+                }
+                return a;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                job.cancel();
+                throw new SynthesisJob.CancelledException();
+            } catch (Synthesizer.Busy e) {
+                throw busy(e);
+            }
+        }
+
+        /** Headers known before the audio: the source, segments, seed, and the feature and queue times so far. */
+        public Response.ResponseBuilder headers(Response.ResponseBuilder b) {
+            return b.header("Server-Timing", String.format(Locale.ROOT, "features;dur=%.3f", ms(featureNanos)))
+                    .header("X-Timbre-Speaker-Source", source.header())
+                    .header("X-Timbre-Segments", job.segments())
+                    .header("X-Timbre-Seed", seed);
+        }
+
+        /** Waits for every segment and joins them. */
+        public Speech all() {
+            List<float[]> parts = new ArrayList<>();
+            int total = 0;
+            for (float[] a = next(); a != null; a = next()) {
+                parts.add(a);
+                total += a.length;
+            }
+            float[] pcm = new float[total];
+            int at = 0;
+            for (float[] a : parts) {
+                System.arraycopy(a, 0, pcm, at, a.length);
+                at += a.length;
+            }
+            return new Speech(pcm, sampleRate, job.segments(), seed, source, featureNanos, job.timings());
+        }
+
+        @Override
+        public void close() {
+            if (!closed.compareAndSet(false, true)) {
+                return;
+            }
+            try {
+                job.close();
+            } finally {
+                try {
+                    features.close();
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+            if (!job.cancelled()) {
+                Synthesizer.Timings t = job.timings();
+                Timer.builder("timbre.tts").tag("source", source.header()).register(registry)
+                        .record(featureNanos + t.total(), TimeUnit.NANOSECONDS);
+                stage("features", featureNanos);
+                stage("queue", t.queue());
+                stage("llm", t.llm());
+                stage("flow", t.flow());
+                stage("vocoder", t.vocoder());
+            }
+        }
+    }
+
+    /** Speaks with a stored speaker's features and waits for the whole clip. */
     public Speech speak(Speaker speaker, String text, long seed) {
-        try (SpeakerService.Resolved features = withSlot(() -> speakers.features(speaker))) {
-            return synthesize(text, features.features(), features.source(), features.nanos(), seed);
+        try (Synthesis s = start(speaker, text, seed, 1.0)) {
+            return s.all();
         }
     }
 
-    /** Speaks zero-shot: features extracted from {@code promptPcm} for this request only. */
-    public Speech speakZeroShot(float[] promptPcm, String promptText, String text, long seed) {
+    /** Starts speaking with a stored speaker's features (memory, file or re-extracted). */
+    public Synthesis start(Speaker speaker, String text, long seed, double speed) {
+        SpeakerService.Resolved f = withSlot(() -> speakers.features(speaker));
+        return start(text, f.features(), f, f.source(), f.nanos(), seed, speed);
+    }
+
+    /** Starts speaking zero-shot: features extracted from {@code promptPcm} for this request only. */
+    public Synthesis startZeroShot(float[] promptPcm, String promptText, String text, long seed, double speed) {
         long t0 = System.nanoTime();
-        try (SpeakerFeatures f = withSlot(() -> engine.extractor().extract(promptPcm, promptText))) {
-            return synthesize(text, f, Source.ZERO_SHOT, System.nanoTime() - t0, seed);
+        SpeakerFeatures f = withSlot(() -> engine.extractor().extract(promptPcm, promptText));
+        return start(text, f, f, Source.ZERO_SHOT, System.nanoTime() - t0, seed, speed);
+    }
+
+    private Synthesis start(String text, SpeakerFeatures features, AutoCloseable owner, Source source, long featureNanos,
+                            long seed, double speed) {
+        try {
+            SynthesisJob job = engine.synthesizer().submit(features, text, new Synthesizer.Options(seed, false, speed));
+            return new Synthesis(job, owner, source, featureNanos, seed);
+        } catch (RuntimeException e) {
+            try {
+                owner.close();
+            } catch (Exception suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            if (e instanceof IllegalArgumentException) {
+                throw ApiProblem.unprocessable("text-unusable", "Text not usable", e.getMessage());
+            }
+            if (e instanceof Synthesizer.Busy b) {
+                throw busy(b);
+            }
+            throw e;
         }
     }
 
-    private Speech synthesize(String text, SpeakerFeatures features, Source source, long featureNanos, long seed) {
-        Synthesizer.Result r;
-        try {
-            r = withSlot(() -> engine.synthesizer().synthesize(features, text, new Synthesizer.Options(seed, false)));
-        } catch (IllegalArgumentException e) {
-            throw ApiProblem.unprocessable("text-unusable", "Text not usable", e.getMessage());
-        }
-        Synthesizer.Timings t = r.timings();
-        Speech speech = new Speech(r.pcm(), r.sampleRate(), r.segments(), seed, source, featureNanos, t);
-        Timer.builder("timbre.tts").tag("source", source.header()).register(registry)
-                .record(speech.totalNanos(), TimeUnit.NANOSECONDS);
-        stage("features", featureNanos);
-        stage("llm", t.llm());
-        stage("flow", t.flow());
-        stage("vocoder", t.vocoder());
-        return speech;
+    private static ApiProblem busy(Synthesizer.Busy e) {
+        return ApiProblem.serviceUnavailable("busy", "Busy", e.getMessage(), e.retryAfterSeconds);
     }
 
     private void stage(String name, long nanos) {
         Timer.builder("timbre.engine.stage").tag("stage", name).register(registry).record(nanos, TimeUnit.NANOSECONDS);
     }
 
-    /** Runs engine work in one of the synthesis slots. */
+    /** Runs a feature extraction in one of the extraction slots; a wait past the queue timeout answers 503. */
     public <T> T withSlot(Supplier<T> work) {
         boolean acquired;
         try {
@@ -103,7 +235,7 @@ public class SynthesisService {
             acquired = false;
         }
         if (!acquired) {
-            throw ApiProblem.serviceUnavailable("busy", "Busy", "All synthesis slots stayed busy for "
+            throw ApiProblem.serviceUnavailable("busy", "Busy", "All feature-extraction slots stayed busy for "
                     + queueMillis / 1000 + " s; retry shortly.", 5);
         }
         try {

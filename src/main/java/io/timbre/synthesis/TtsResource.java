@@ -3,7 +3,9 @@ package io.timbre.synthesis;
 import io.timbre.account.CurrentUser;
 import io.timbre.account.User;
 import io.timbre.api.ApiProblem;
-import io.timbre.audio.WavCodec;
+import io.timbre.audio.SpeechFormat;
+import io.vertx.core.http.HttpServerResponse;
+import jakarta.ws.rs.core.Context;
 import io.timbre.speaker.Speaker;
 import io.timbre.speaker.SpeakerResource;
 import io.timbre.speaker.SpeakerService;
@@ -22,14 +24,22 @@ import java.util.UUID;
 
 /**
  * POST /v1/tts: with a speaker (the request's, else the user's current one) from cached features; without
- * one, zero-shot from audio in the same request (multipart), computing features for that request only.
+ * one, zero-shot from audio in the same request (multipart), computing features for that request only. The whole
+ * clip, or with {@code stream} chunked audio as each segment is vocoded; a client that disconnects cancels its work.
  */
 @Path("/v1/tts")
 public class TtsResource {
     public static final int MAX_TEXT = 4096;
     public static final String AUDIO_WAV = "audio/wav";
+    public static final double MIN_SPEED = 0.25;
+    public static final double MAX_SPEED = 4.0;
 
-    public record TtsRequest(String text, UUID speakerId, Long seed) {
+    /**
+     * @param stream true: chunked audio as each segment is vocoded (a WAV header with unknown length, or raw PCM)
+     * @param format {@code wav} (default) or {@code pcm} (16-bit little-endian mono at X-Timbre-Sample-Rate)
+     * @param speed  0.25 to 4.0 (default 1.0): the speaking rate, pitch kept
+     */
+    public record TtsRequest(String text, UUID speakerId, Long seed, Boolean stream, String format, Double speed) {
     }
 
     private final SynthesisService synthesis;
@@ -44,9 +54,9 @@ public class TtsResource {
 
     @POST
     @Consumes(MediaType.APPLICATION_JSON)
-    @Produces({AUDIO_WAV, "application/problem+json"})
+    @Produces({AUDIO_WAV, "audio/pcm", "application/problem+json"})
     @Operation(summary = "Speak text with a speaker: speakerId, else your current speaker")
-    public Response speak(TtsRequest request) {
+    public Response speak(TtsRequest request, @Context HttpServerResponse http) {
         long userId = user.requireUserId();
         if (request == null) {
             throw ApiProblem.badRequest("Send a JSON object: {\"text\": \"...\", \"speakerId\": \"...\" (optional), \"seed\": 0 (optional)}.");
@@ -61,17 +71,23 @@ public class TtsResource {
                             + "with 'text', 'promptText' and 'audio' (a 3-30 s WAV).");
         }
         Speaker speaker = speakers.get(userId, speakerId);
-        return wav(synthesis.speak(speaker, text, seed(request.seed())));
+        SpeechFormat format = format(request.format());
+        double speed = speed(request.speed());
+        return respond(synthesis.start(speaker, text, seed(request.seed()), speed), Boolean.TRUE.equals(request.stream()),
+                format, http);
     }
 
     @POST
     @Consumes(MediaType.MULTIPART_FORM_DATA)
-    @Produces({AUDIO_WAV, "application/problem+json"})
+    @Produces({AUDIO_WAV, "audio/pcm", "application/problem+json"})
     @Operation(summary = "Speak text zero-shot from a recording sent with the request; nothing is stored")
     public Response zeroShot(@RestForm String text, @RestForm String promptText, @RestForm("audio") FileUpload audio,
-                             @RestForm Long seed) {
+                             @RestForm Long seed, @RestForm Boolean stream, @RestForm String format, @RestForm Double speed,
+                             @Context HttpServerResponse http) {
         user.requireUserId();
         String t = checkText(text);
+        SpeechFormat f = format(format);
+        double rate = speed(speed);
         byte[] wav = SpeakerResource.bytes(audio, "audio",
                 "Zero-shot needs the 'audio' part (a 3-30 s WAV) and its 'promptText'; or use a registered speaker.");
         String prompt = promptText == null || promptText.isBlank() ? null : promptText.strip();
@@ -80,11 +96,43 @@ public class TtsResource {
                     "Send 'promptText': the words spoken in the recording.");
         }
         float[] pcm = speakers.normalisePrompt(wav);
-        return wav(synthesis.speakZeroShot(pcm, prompt, t, seed(seed)));
+        return respond(synthesis.startZeroShot(pcm, prompt, t, seed(seed), rate), Boolean.TRUE.equals(stream), f, http);
     }
 
-    private static Response wav(SynthesisService.Speech s) {
-        return s.headers(Response.ok(WavCodec.encodePcm16(s.pcm(), s.sampleRate()), AUDIO_WAV)).build();
+    /** Streams, or waits for the whole clip (a WAV with its exact length); a client that leaves cancels the work. */
+    private static Response respond(SynthesisService.Synthesis s, boolean stream, SpeechFormat format, HttpServerResponse http) {
+        if (stream) {
+            return AudioResponses.stream(s, format, false, http);
+        }
+        try (s) {
+            AudioResponses.cancelOnDisconnect(http, s);
+            SynthesisService.Speech speech = s.all();
+            return speech.headers(Response.ok(format.encode(speech.pcm(), speech.sampleRate()), format.contentType()))
+                    .header("X-Timbre-Sample-Rate", speech.sampleRate()).build();
+        }
+    }
+
+    private static SpeechFormat format(String name) {
+        if (name == null || name.isBlank() || name.equals("wav")) {
+            return SpeechFormat.WAV;
+        }
+        if (name.equals("pcm")) {
+            return SpeechFormat.PCM;
+        }
+        throw ApiProblem.unprocessable("format-unsupported", "Format not supported", "'format' is '" + name
+                + "'; /v1/tts answers \"wav\" (default) or \"pcm\". For mp3, opus, aac or flac use POST /v1/audio/speech.");
+    }
+
+    /** The speaking rate, 0.25 to 4.0 as OpenAI's API; null is 1.0. */
+    static double speed(Double speed) {
+        if (speed == null) {
+            return 1.0;
+        }
+        if (speed.isNaN() || speed < MIN_SPEED || speed > MAX_SPEED) {
+            throw ApiProblem.unprocessable("speed-out-of-range", "Speed out of range", "'speed' is " + speed + "; it must be from "
+                    + MIN_SPEED + " to " + MAX_SPEED + " (1.0 is the natural rate).");
+        }
+        return speed;
     }
 
     static String checkText(String text) {

@@ -138,9 +138,13 @@ class OpenAiSpeechTests {
         assertProblem(format);
 
         given().auth().oauth2(key).contentType(ContentType.JSON)
-                .body("{\"model\":\"tts-1\",\"input\":\"Hi.\",\"voice\":\"narrator\",\"speed\":1.5}")
-                .post("/v1/audio/speech").then().statusCode(422).contentType("application/problem+json")
-                .body("detail", containsString("1.0"));
+                .body("{\"model\":\"tts-1\",\"input\":\"Hi.\",\"voice\":\"narrator\",\"speed\":5}")
+                .post("/v1/audio/speech").then().statusCode(400).contentType("application/problem+json")
+                .body("detail", containsString("0.25 to 4.0"));
+        given().auth().oauth2(key).contentType(ContentType.JSON)
+                .body("{\"model\":\"tts-1\",\"input\":\"Hi.\",\"voice\":\"narrator\",\"stream_format\":\"json\"}")
+                .post("/v1/audio/speech").then().statusCode(400).contentType("application/problem+json")
+                .body("detail", containsString("sse"));
         given().contentType(ContentType.JSON).body("{\"model\":\"tts-1\",\"input\":\"Hi.\",\"voice\":\"narrator\"}")
                 .post("/v1/audio/speech").then().statusCode(401).contentType("application/problem+json");
     }

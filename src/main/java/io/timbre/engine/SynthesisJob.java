@@ -1,0 +1,245 @@
+package io.timbre.engine;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * One request's synthesis inside the {@link Synthesizer}'s scheduler: its segments' LLM rows, their flow +
+ * vocoder work, and the audio they produce, handed out in order as soon as each is ready ({@link #next()}) or
+ * all at once ({@link #await()}). Whoever submitted it closes it: close cancels what has not run, waits until no
+ * part of the engine still uses the job (and so the speaker features it borrowed), and applies the
+ * device-memory policy once for the request.
+ */
+public final class SynthesisJob implements AutoCloseable {
+    /** The job was cancelled (by {@link #cancel()} or close) before it finished. */
+    public static final class CancelledException extends RuntimeException {
+        public CancelledException() {
+            super("the synthesis was cancelled");
+        }
+    }
+
+    final SpeakerFeatures features;
+    final List<SpeechLm.Input> inputs;
+    final int segments;
+    final double speed;
+    private final Synthesizer owner;
+    private final float[][] audio;
+    private final int[] tokenCounts;
+    private final List<Task> tasks = new ArrayList<>();
+    private final boolean[] settledSegments;
+    private final long submitted = System.nanoTime();
+    private final AtomicLong flowNanos = new AtomicLong();
+    private final AtomicLong vocoderNanos = new AtomicLong();
+    private long admittedAt;     // first segment joined the LLM batch
+    private long tokensAt;       // last segment's tokens complete
+    private long doneAt;
+    private int settled;         // segments that are vocoded, dropped or failed
+    private int emitted;         // segments handed out by next()
+    int admitted;                // segments that joined the LLM batch (guarded by the scheduler's lock)
+    private volatile boolean cancelled;
+    private Throwable failure;
+    private boolean closed;
+
+    SynthesisJob(Synthesizer owner, SpeakerFeatures features, List<SpeechLm.Input> inputs, double speed) {
+        this.owner = owner;
+        this.speed = speed;
+        this.features = features;
+        this.inputs = inputs;
+        this.segments = inputs.size();
+        this.audio = new float[segments][];
+        this.tokenCounts = new int[segments];
+        this.settledSegments = new boolean[segments];
+    }
+
+    private record Task(Future<?> future, int segment) {
+    }
+
+    public int segments() {
+        return segments;
+    }
+
+    public boolean cancelled() {
+        return cancelled;
+    }
+
+    /** Stops the job: rows still generating leave the batch at the next step, work not started is skipped. */
+    public void cancel() {
+        List<Task> pending;
+        synchronized (this) {
+            if (cancelled || doneAt != 0) {
+                return;
+            }
+            cancelled = true;
+            pending = new ArrayList<>(tasks);
+            notifyAll();
+        }
+        for (Task t : pending) {
+            if (t.future().cancel(false)) {
+                settle(t.segment());   // never started: it will not settle itself
+            }
+        }
+        owner.wake();
+    }
+
+    /** The next segment's samples, in order, once vocoded; null after the last one. */
+    public float[] next() throws InterruptedException {
+        synchronized (this) {
+            while (true) {
+                if (failure != null) {
+                    throw failure instanceof RuntimeException re ? re : new IllegalStateException(failure);
+                }
+                if (emitted == segments) {
+                    return null;
+                }
+                if (cancelled) {
+                    throw new CancelledException();
+                }
+                if (audio[emitted] != null) {
+                    float[] a = audio[emitted];
+                    audio[emitted++] = null;
+                    return a;
+                }
+                wait();
+            }
+        }
+    }
+
+    /** Waits for every segment and joins them. */
+    public Synthesizer.Result await() {
+        List<float[]> parts = new ArrayList<>();
+        int total = 0;
+        try {
+            for (float[] a = next(); a != null; a = next()) {
+                parts.add(a);
+                total += a.length;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            cancel();
+            throw new CancelledException();
+        }
+        float[] pcm = new float[total];
+        int at = 0;
+        for (float[] a : parts) {
+            System.arraycopy(a, 0, pcm, at, a.length);
+            at += a.length;
+        }
+        return new Synthesizer.Result(pcm, owner.sampleRate(), segments, speechTokens(), timings());
+    }
+
+    /** Text tokens of all segments (without the prompt's). */
+    public int textTokens() {
+        int n = 0;
+        for (SpeechLm.Input in : inputs) {
+            n += in.text().length;
+        }
+        return n;
+    }
+
+    public synchronized int speechTokens() {
+        int n = 0;
+        for (int c : tokenCounts) {
+            n += c;
+        }
+        return n;
+    }
+
+    /** Queue wait, LLM wall time, flow and vocoder summed over segments, total; complete once all are out. */
+    public synchronized Synthesizer.Timings timings() {
+        long admitted = admittedAt == 0 ? submitted : admittedAt;
+        long tokens = tokensAt == 0 ? admitted : tokensAt;
+        long end = doneAt == 0 ? System.nanoTime() : doneAt;
+        return new Synthesizer.Timings(admitted - submitted, tokens - admitted, flowNanos.get(), vocoderNanos.get(),
+                end - submitted);
+    }
+
+    synchronized void markAdmitted() {
+        if (admittedAt == 0) {
+            admittedAt = System.nanoTime();
+        }
+    }
+
+    synchronized void tokensDone(int segment, int count) {
+        tokenCounts[segment] = count;
+        tokensAt = System.nanoTime();
+    }
+
+    /** Registers flow work; false (and nothing registered) when the job is already cancelled. */
+    synchronized boolean addTask(Future<?> f, int segment) {
+        if (cancelled) {
+            return false;
+        }
+        tasks.add(new Task(f, segment));
+        return true;
+    }
+
+    void segmentReady(int segment, float[] pcm, long flow, long vocoder) {
+        flowNanos.addAndGet(flow);
+        vocoderNanos.addAndGet(vocoder);
+        synchronized (this) {
+            audio[segment] = pcm;
+        }
+        settle(segment);
+    }
+
+    void fail(Throwable t) {
+        synchronized (this) {
+            if (failure == null) {
+                failure = t;
+            }
+        }
+        cancel();
+    }
+
+    /** Segment {@code segment} no longer uses the engine (vocoded, dropped or failed); repeats are ignored. */
+    void settle(int segment) {
+        boolean all;
+        synchronized (this) {
+            if (settledSegments[segment]) {
+                return;
+            }
+            settledSegments[segment] = true;
+            settled++;
+            all = settled == segments;
+            if (all) {
+                doneAt = System.nanoTime();
+            }
+            notifyAll();
+        }
+        if (all) {
+            owner.settled(this);
+        }
+    }
+
+    synchronized boolean isSettled() {
+        return settled == segments;
+    }
+
+    /** Cancels what is unfinished, waits until the engine no longer uses this job, applies the memory policy. */
+    @Override
+    public void close() {
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+        }
+        cancel();
+        boolean interrupted = false;
+        synchronized (this) {
+            while (settled < segments) {
+                try {
+                    wait();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+        }
+        owner.memory().afterRequest();   // once per request, never per segment
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
