@@ -83,8 +83,20 @@ public final class SynthesisJob implements AutoCloseable {
         owner.wake();
     }
 
+    /** What {@link #next(long)} returns when the next segment is not ready within the wait. */
+    public static final float[] NOT_YET = new float[0];
+
     /** The next segment's samples, in order, once vocoded; null after the last one. */
     public float[] next() throws InterruptedException {
+        return next(0);
+    }
+
+    /**
+     * Like {@link #next()}, but waits at most {@code millis} (0: no limit) and then answers {@link #NOT_YET}
+     * (compare by identity).
+     */
+    public float[] next(long millis) throws InterruptedException {
+        long deadline = System.nanoTime() + millis * 1_000_000L;
         synchronized (this) {
             while (true) {
                 if (failure != null) {
@@ -101,7 +113,15 @@ public final class SynthesisJob implements AutoCloseable {
                     audio[emitted++] = null;
                     return a;
                 }
-                wait();
+                if (millis == 0) {
+                    wait();
+                } else {
+                    long left = deadline - System.nanoTime();
+                    if (left <= 0) {
+                        return NOT_YET;
+                    }
+                    wait(Math.max(1, left / 1_000_000L));
+                }
             }
         }
     }

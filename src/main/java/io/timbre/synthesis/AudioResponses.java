@@ -25,10 +25,14 @@ final class AudioResponses {
     private AudioResponses() {
     }
 
-    /** When the client's connection closes before the response is complete, the synthesis is cancelled. */
+    /**
+     * When the client's connection closes before the response is complete, the synthesis is cancelled. Polled
+     * rather than a close handler: Vert.x keeps one close handler per response, and the streaming output stream
+     * installs its own.
+     */
     static void cancelOnDisconnect(HttpServerResponse http, SynthesisService.Synthesis s) {
         if (http != null) {
-            http.closeHandler(v -> s.cancel());
+            s.cancelWhen(http::closed);
         }
     }
 

@@ -74,6 +74,7 @@ public class SynthesisService {
         private final long started = System.nanoTime();
         private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
         private long firstAudio;
+        private volatile java.util.function.BooleanSupplier gone;
 
         private Synthesis(SynthesisJob job, AutoCloseable features, Source source, long featureNanos, long seed) {
             this.job = job;
@@ -105,10 +106,23 @@ public class SynthesisService {
             job.cancel();
         }
 
+        /**
+         * Checked while waiting for audio (every 50 ms): when it turns true, e.g. because the client's connection
+         * closed, the synthesis is cancelled.
+         */
+        public void cancelWhen(java.util.function.BooleanSupplier gone) {
+            this.gone = gone;
+        }
+
         /** The next segment's samples, null after the last. */
         public float[] next() {
             try {
-                float[] a = job.next();
+                float[] a;
+                while ((a = job.next(gone == null ? 0 : 50)) == SynthesisJob.NOT_YET) {
+                    if (gone.getAsBoolean()) {
+                        job.cancel();
+                    }
+                }
                 if (a != null && firstAudio == 0) {
                     firstAudio = System.nanoTime();
                     Timer.builder("timbre.tts.first.audio").description("request start to its first vocoded segment")
