@@ -1,0 +1,294 @@
+package io.timbre.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.UUID;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Load benchmark (a command, not a test). Starts the packaged service ({@code target/quarkus-app}) as a separate
+ * process on loopback with the given pack and the embedded PostgreSQL, registers one speaker, and drives
+ * {@code POST /v1/tts} with {@code "stream": true} from 1, 2, 4, 8 and 16 concurrent clients (closed loop, each
+ * client sends its next request when the previous one has been read; at least {@code --min-requests} per level),
+ * first with continuous batching on, then
+ * with a second service started with {@code timbre.engine.batching=false} (one request at a time, as the
+ * reference servers do). Prints, per mode and concurrency: requests/s, latency p50/p95/p99, time to the first
+ * audio byte p50/p95, real-time factor (latency / audio seconds, mean), errors, the service's resident memory
+ * after the level, and the batched/unbatched throughput ratio.
+ *
+ * <pre>./mvnw -q -DskipTests package exec:java -Dexec.mainClass=io.timbre.bench.LoadBenchmark \
+ *     -Dexec.args="--pack models/bench --clients 1,2,4,8,16 --min-requests 4"</pre>
+ */
+public final class LoadBenchmark {
+    private static final String ADMIN_KEY = "timbre-dev-admin-key";
+
+    record Sample(long latencyNanos, long firstAudioNanos, double audioSeconds, boolean ok) {
+    }
+
+    record Level(String mode, int clients, int requests, double seconds, List<Sample> samples, long rssKb) {
+        double throughput() {
+            return samples.stream().filter(Sample::ok).count() / seconds;
+        }
+
+        long errors() {
+            return samples.stream().filter(s -> !s.ok()).count();
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        Path pack = Path.of("models/bench");
+        Path prompt = Path.of("models/tiny/golden/tone.wav");
+        String promptText = "A steady vowel for the speaker prompt.";
+        String text = "Hi there.";
+        int[] clients = {1, 2, 4, 8, 16};
+        int minRequests = 4;
+        List<String> modes = List.of("batched", "unbatched");
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--pack" -> pack = Path.of(args[++i]);
+                case "--prompt" -> prompt = Path.of(args[++i]);
+                case "--text" -> text = args[++i];
+                case "--clients" -> clients = Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
+                case "--min-requests" -> minRequests = Integer.parseInt(args[++i]);
+                case "--modes" -> modes = List.of(args[++i].split(","));
+                default -> throw new IllegalArgumentException("unknown argument " + args[i]
+                        + " (use --pack, --prompt, --text, --clients, --min-requests, --modes)");
+            }
+        }
+        if (!Files.isRegularFile(pack.resolve("pack.json"))) {
+            System.err.println("no model pack at " + pack + "; build it: /usr/bin/python3 models/build_pack.py --size bench --out " + pack);
+            System.exit(2);
+        }
+        if (!Files.isRegularFile(Path.of("target/quarkus-app/quarkus-run.jar"))) {
+            System.err.println("no packaged service; run ./mvnw -DskipTests package first");
+            System.exit(2);
+        }
+        System.out.printf(Locale.ROOT, "load benchmark: pack %s, prompt %s, text \"%s\", at least %d requests per level, %d cores%n",
+                pack, prompt, text, minRequests, Runtime.getRuntime().availableProcessors());
+        List<Level> levels = new ArrayList<>();
+        for (String mode : modes) {
+            levels.addAll(run(mode, pack, prompt, promptText, text, clients, minRequests));
+        }
+        print(levels);
+    }
+
+    static List<Level> run(String mode, Path pack, Path prompt, String promptText, String text, int[] clients, int minRequests)
+            throws Exception {
+        int port;
+        try (ServerSocket s = new ServerSocket(0)) {
+            port = s.getLocalPort();
+        }
+        Path data = Files.createTempDirectory("timbre-load-");
+        Path log = data.resolve("service.log");
+        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Dquarkus.profile=embedded", "-Dquarkus.http.port=" + port, "-Dquarkus.shutdown.delay=0s",
+                "-Dtimbre.data-dir=" + data, "-Dtimbre.model-pack=" + pack.toAbsolutePath(),
+                "-Dtimbre.engine.batching=" + mode.equals("batched"), "-Dquarkus.log.level=WARN",
+                // closed-loop clients wait as long as it takes: no request is refused for waiting in this benchmark
+                "-Dtimbre.engine.queue-timeout=30m",
+                "-jar", "target/quarkus-app/quarkus-run.jar");
+        Process service = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+        URI base = URI.create("http://127.0.0.1:" + port);
+        List<Level> out = new ArrayList<>();
+        try {
+            long t0 = System.nanoTime();
+            waitReady(http, base, service, log);
+            System.out.printf(Locale.ROOT, "[%s] service pid %d ready in %.1f s%n", mode, service.pid(), (System.nanoTime() - t0) / 1e9);
+            String key = createUser(http, base);
+            String speaker = register(http, base, key, prompt, promptText);
+            String body = "{\"text\":" + new ObjectMapper().writeValueAsString(text) + ",\"speakerId\":\"" + speaker
+                    + "\",\"stream\":true}";
+            for (int i = 0; i < 2; i++) {
+                Sample w = request(http, base, key, body);   // warm-up
+                if (!w.ok()) {
+                    throw new IllegalStateException("warm-up request failed; see " + log);
+                }
+            }
+            long rssStart = rssKb(service.pid());
+            System.out.printf(Locale.ROOT, "[%s] after warm-up: RSS %.1f MB%n", mode, rssStart / 1024.0);
+            for (int c : clients) {
+                Level l = level(mode, http, base, key, body, c, (minRequests + c - 1) / c, service.pid());
+                out.add(l);
+                System.out.printf(Locale.ROOT, "[%s] %2d clients: %5.2f req/s, p50 %.2f s, errors %d, RSS %.1f MB%n", mode, c,
+                        l.throughput(), pct(l.samples(), Sample::latencyNanos, 50) / 1e9, l.errors(), l.rssKb() / 1024.0);
+            }
+        } finally {
+            service.destroy();
+            if (!service.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)) {
+                service.destroyForcibly();
+            }
+        }
+        return out;
+    }
+
+    static Level level(String mode, HttpClient http, URI base, String key, String body, int clients, int perClient, long pid)
+            throws Exception {
+        List<Sample> samples = Collections.synchronizedList(new ArrayList<>());
+        CountDownLatch start = new CountDownLatch(1);
+        List<Thread> threads = new ArrayList<>();
+        for (int c = 0; c < clients; c++) {
+            Thread t = new Thread(() -> {
+                try {
+                    start.await();
+                    for (int i = 0; i < perClient; i++) {
+                        samples.add(request(http, base, key, body));
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+            t.start();
+            threads.add(t);
+        }
+        long t0 = System.nanoTime();
+        start.countDown();
+        for (Thread t : threads) {
+            t.join();
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        return new Level(mode, clients, clients * perClient, seconds, new ArrayList<>(samples), rssKb(pid));
+    }
+
+    /** One streamed request: latency to the last byte, time to the first audio byte after the 44-byte header. */
+    static Sample request(HttpClient http, URI base, String key, String body) {
+        long t0 = System.nanoTime();
+        try {
+            HttpRequest r = HttpRequest.newBuilder(base.resolve("/v1/tts")).header("Authorization", "Bearer " + key)
+                    .header("Content-Type", "application/json").timeout(Duration.ofMinutes(10))
+                    .POST(HttpRequest.BodyPublishers.ofString(body)).build();
+            HttpResponse<InputStream> resp = http.send(r, HttpResponse.BodyHandlers.ofInputStream());
+            long bytes = 0;
+            long first = 0;
+            byte[] buf = new byte[64 * 1024];
+            try (InputStream in = resp.body()) {
+                for (int n = in.read(buf); n >= 0; n = in.read(buf)) {
+                    bytes += n;
+                    if (first == 0 && bytes > 44) {
+                        first = System.nanoTime() - t0;
+                    }
+                }
+            }
+            long latency = System.nanoTime() - t0;
+            boolean ok = resp.statusCode() == 200 && bytes > 44;
+            return new Sample(latency, first, (bytes - 44) / 2.0 / 24000.0, ok);
+        } catch (IOException | InterruptedException e) {
+            return new Sample(System.nanoTime() - t0, 0, 0, false);
+        }
+    }
+
+    static void waitReady(HttpClient http, URI base, Process service, Path log) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofMinutes(5).toNanos();
+        while (System.nanoTime() < deadline) {
+            if (!service.isAlive()) {
+                throw new IllegalStateException("the service exited (" + service.exitValue() + "); see " + log);
+            }
+            try {
+                if (http.send(HttpRequest.newBuilder(base.resolve("/q/health/ready")).build(),
+                        HttpResponse.BodyHandlers.discarding()).statusCode() == 200) {
+                    return;
+                }
+            } catch (IOException e) {
+                // not listening yet
+            }
+            Thread.sleep(500);
+        }
+        throw new IllegalStateException("the service did not become ready in 5 minutes; see " + log);
+    }
+
+    static String createUser(HttpClient http, URI base) throws Exception {
+        HttpResponse<String> r = http.send(HttpRequest.newBuilder(base.resolve("/v1/users"))
+                .header("Authorization", "Bearer " + ADMIN_KEY).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString("{\"name\":\"load-" + UUID.randomUUID() + "\"}")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        if (r.statusCode() != 201) {
+            throw new IllegalStateException("creating the user: " + r.statusCode() + " " + r.body());
+        }
+        return new ObjectMapper().readTree(r.body()).get("apiKey").asText();
+    }
+
+    static String register(HttpClient http, URI base, String key, Path prompt, String promptText) throws Exception {
+        String boundary = "timbre" + UUID.randomUUID();
+        var body = new java.io.ByteArrayOutputStream();
+        String head = "--" + boundary + "\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nload\r\n"
+                + "--" + boundary + "\r\nContent-Disposition: form-data; name=\"promptText\"\r\n\r\n" + promptText + "\r\n"
+                + "--" + boundary + "\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"prompt.wav\"\r\n"
+                + "Content-Type: audio/wav\r\n\r\n";
+        body.write(head.getBytes(StandardCharsets.UTF_8));
+        body.write(Files.readAllBytes(prompt));
+        body.write(("\r\n--" + boundary + "--\r\n").getBytes(StandardCharsets.UTF_8));
+        HttpResponse<String> r = http.send(HttpRequest.newBuilder(base.resolve("/v1/speakers"))
+                .header("Authorization", "Bearer " + key).header("Content-Type", "multipart/form-data; boundary=" + boundary)
+                .POST(HttpRequest.BodyPublishers.ofByteArray(body.toByteArray())).build(), HttpResponse.BodyHandlers.ofString());
+        if (r.statusCode() != 201) {
+            throw new IllegalStateException("registering the speaker: " + r.statusCode() + " " + r.body());
+        }
+        JsonNode n = new ObjectMapper().readTree(r.body());
+        return n.get("id").asText();
+    }
+
+    static long rssKb(long pid) {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+                if (line.startsWith("VmRSS:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", ""));
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            // not Linux, or the process is gone
+        }
+        return -1;
+    }
+
+    static double pct(List<Sample> samples, java.util.function.ToLongFunction<Sample> f, double p) {
+        long[] v = samples.stream().filter(Sample::ok).mapToLong(f).sorted().toArray();
+        if (v.length == 0) {
+            return Double.NaN;
+        }
+        int i = (int) Math.ceil(p / 100.0 * v.length) - 1;   // nearest rank
+        return v[Math.max(0, Math.min(v.length - 1, i))];
+    }
+
+    static void print(List<Level> levels) {
+        System.out.println();
+        System.out.println("| mode | clients | requests | req/s | p50 s | p95 s | p99 s | p99/p50 | first audio p50 s | first audio p95 s | RTF | errors | RSS MB |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for (Level l : levels) {
+            List<Sample> s = l.samples();
+            double p50 = pct(s, Sample::latencyNanos, 50) / 1e9;
+            double p99 = pct(s, Sample::latencyNanos, 99) / 1e9;
+            double rtf = s.stream().filter(Sample::ok).mapToDouble(x -> x.latencyNanos() / 1e9 / x.audioSeconds()).average().orElse(Double.NaN);
+            System.out.printf(Locale.ROOT, "| %s | %d | %d | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %.1f |%n",
+                    l.mode(), l.clients(), l.requests(), l.throughput(), p50, pct(s, Sample::latencyNanos, 95) / 1e9, p99, p99 / p50,
+                    pct(s, Sample::firstAudioNanos, 50) / 1e9, pct(s, Sample::firstAudioNanos, 95) / 1e9, rtf, l.errors(),
+                    l.rssKb() / 1024.0);
+        }
+        System.out.println();
+        for (Level b : levels) {
+            if (!b.mode().equals("batched")) {
+                continue;
+            }
+            levels.stream().filter(u -> u.mode().equals("unbatched") && u.clients() == b.clients()).findFirst().ifPresent(u ->
+                    System.out.printf(Locale.ROOT, "%2d clients: batched/unbatched throughput %.2fx%n", b.clients(),
+                            b.throughput() / u.throughput()));
+        }
+    }
+}
