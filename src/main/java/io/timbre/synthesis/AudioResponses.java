@@ -47,10 +47,12 @@ final class AudioResponses {
         cancelOnDisconnect(http, s);
         StreamingOutput body = out -> {
             try (s) {
+                // Nothing goes out before the first segment exists: a request refused while it waited in the
+                // queue still gets its 503 problem, not a 200 with a cut-off body.
+                float[] first = s.next();
                 OutputStream target = sse ? new SseAudio(out) : out;
                 try (AudioWriter w = format.writer(s.sampleRate(), target)) {
-                    target.flush();
-                    for (float[] a = s.next(); a != null; a = s.next()) {
+                    for (float[] a = first; a != null; a = s.next()) {
                         w.write(a);
                         target.flush();
                     }
