@@ -829,6 +829,7 @@
 
   const STAGES = {
     features: 'Speaker features',
+    queue: 'Waiting to join the batch',
     llm: 'LLM: text to speech tokens',
     flow: 'Flow: tokens to mel frames',
     vocoder: 'Vocoder: mel to waveform',
