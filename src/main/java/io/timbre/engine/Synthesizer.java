@@ -185,8 +185,12 @@ public final class Synthesizer implements AutoCloseable {
      * @throws Busy when the queue is full
      */
     public SynthesisJob submit(SpeakerFeatures spk, List<String> segments, Options options) {
-        long[] promptText = Tensors.toLongs(spk.promptText());
-        long[] promptSpeech = Tensors.toLongs(spk.speechTokens());
+        long[] promptText;
+        long[] promptSpeech;
+        try (PointerScope scope = new PointerScope()) {   // the copies' temporary handles are freed here, not by the GC
+            promptText = Tensors.toLongs(spk.promptText());
+            promptSpeech = Tensors.toLongs(spk.speechTokens());
+        }
         int maxTokens = pack.manifest.noiseFrames() / 2 - spk.tokenLength();
         List<SpeechLm.Input> inputs = new ArrayList<>();
         for (int i = 0; i < segments.size(); i++) {
