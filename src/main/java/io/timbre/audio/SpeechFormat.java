@@ -83,22 +83,18 @@ public enum SpeechFormat {
         };
     }
 
-    /** The whole clip in this format. */
+    /** The whole clip in this format; a WAV gets its exact length in the header. */
     public byte[] encode(float[] samples, int sampleRate) {
-        switch (this) {
-            case WAV:
-                return WavCodec.encodePcm16(samples, sampleRate);
-            case PCM:
-                return WavCodec.pcm16(samples);
-            default:
-                ByteArrayOutputStream out = new ByteArrayOutputStream(samples.length / 2 + 1024);
-                try (FfmpegEncoder e = FfmpegEncoder.open(this, sampleRate, out)) {
-                    e.write(samples);
-                    e.finish();
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
-                }
-                return out.toByteArray();
+        if (this == WAV) {
+            return WavCodec.encodePcm16(samples, sampleRate);
         }
+        ByteArrayOutputStream out = new ByteArrayOutputStream(samples.length * 2 + 1024);
+        try (AudioWriter w = writer(sampleRate, out)) {
+            w.write(samples);
+            w.finish();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return out.toByteArray();
     }
 }

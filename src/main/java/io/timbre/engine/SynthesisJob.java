@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
 
 /**
  * One request's synthesis inside the {@link Synthesizer}'s scheduler: its segments' LLM rows, their flow +
@@ -128,17 +129,27 @@ public final class SynthesisJob implements AutoCloseable {
 
     /** Waits for every segment and joins them. */
     public Synthesizer.Result await() {
-        List<float[]> parts = new ArrayList<>();
-        int total = 0;
+        float[] pcm = drain(this::nextOrCancel);
+        return new Synthesizer.Result(pcm, owner.sampleRate(), segments, speechTokens(), timings());
+    }
+
+    private float[] nextOrCancel() {
         try {
-            for (float[] a = next(); a != null; a = next()) {
-                parts.add(a);
-                total += a.length;
-            }
+            return next();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             cancel();
             throw new CancelledException();
+        }
+    }
+
+    /** Every segment {@code next} hands out (null after the last), joined in order. */
+    public static float[] drain(Supplier<float[]> next) {
+        List<float[]> parts = new ArrayList<>();
+        int total = 0;
+        for (float[] a = next.get(); a != null; a = next.get()) {
+            parts.add(a);
+            total += a.length;
         }
         float[] pcm = new float[total];
         int at = 0;
@@ -146,7 +157,7 @@ public final class SynthesisJob implements AutoCloseable {
             System.arraycopy(a, 0, pcm, at, a.length);
             at += a.length;
         }
-        return new Synthesizer.Result(pcm, owner.sampleRate(), segments, speechTokens(), timings());
+        return pcm;
     }
 
     /** Text tokens of all segments (without the prompt's). */

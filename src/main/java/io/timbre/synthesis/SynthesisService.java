@@ -13,8 +13,6 @@ import io.timbre.speaker.SpeakerService.Source;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.ws.rs.core.Response;
 
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
@@ -50,13 +48,11 @@ public class SynthesisService {
 
         /** Server-Timing, X-Timbre-Speaker-Source, X-Timbre-Segments and X-Timbre-Seed. */
         public Response.ResponseBuilder headers(Response.ResponseBuilder b) {
-            return b.header("Server-Timing", String.format(Locale.ROOT,
+            b.header("Server-Timing", String.format(Locale.ROOT,
                             "features;dur=%.3f, queue;dur=%.3f, llm;dur=%.3f, flow;dur=%.3f, vocoder;dur=%.3f, total;dur=%.3f",
                             ms(featureNanos), ms(timings.queue()), ms(timings.llm()), ms(timings.flow()), ms(timings.vocoder()),
-                            ms(totalNanos())))
-                    .header("X-Timbre-Speaker-Source", source.header())
-                    .header("X-Timbre-Segments", segments)
-                    .header("X-Timbre-Seed", seed);
+                            ms(totalNanos())));
+            return describe(b, source, segments, seed);
         }
     }
 
@@ -140,26 +136,13 @@ public class SynthesisService {
 
         /** Headers known before the audio: the source, segments, seed, and the feature and queue times so far. */
         public Response.ResponseBuilder headers(Response.ResponseBuilder b) {
-            return b.header("Server-Timing", String.format(Locale.ROOT, "features;dur=%.3f", ms(featureNanos)))
-                    .header("X-Timbre-Speaker-Source", source.header())
-                    .header("X-Timbre-Segments", job.segments())
-                    .header("X-Timbre-Seed", seed);
+            b.header("Server-Timing", String.format(Locale.ROOT, "features;dur=%.3f", ms(featureNanos)));
+            return describe(b, source, job.segments(), seed);
         }
 
         /** Waits for every segment and joins them. */
         public Speech all() {
-            List<float[]> parts = new ArrayList<>();
-            int total = 0;
-            for (float[] a = next(); a != null; a = next()) {
-                parts.add(a);
-                total += a.length;
-            }
-            float[] pcm = new float[total];
-            int at = 0;
-            for (float[] a : parts) {
-                System.arraycopy(a, 0, pcm, at, a.length);
-                at += a.length;
-            }
+            float[] pcm = SynthesisJob.drain(this::next);
             return new Speech(pcm, sampleRate, job.segments(), seed, source, featureNanos, job.timings());
         }
 
@@ -188,6 +171,13 @@ public class SynthesisService {
                 stage("vocoder", t.vocoder());
             }
         }
+    }
+
+    /** X-Timbre-Speaker-Source, X-Timbre-Segments and X-Timbre-Seed: the same on whole and streamed answers. */
+    private static Response.ResponseBuilder describe(Response.ResponseBuilder b, Source source, int segments, long seed) {
+        return b.header("X-Timbre-Speaker-Source", source.header())
+                .header("X-Timbre-Segments", segments)
+                .header("X-Timbre-Seed", seed);
     }
 
     /** Speaks with a stored speaker's features and waits for the whole clip. */
