@@ -43,7 +43,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** POST /v1/audio/speech through the official OpenAI Java client, on the tiny pack. */
 @QuarkusTest
 class OpenAiSpeechTests {
-    static final Path PROMPT = Path.of("models/tiny/golden/tone.wav");
 
     @TestHTTPResource("/v1")
     URL base;
@@ -55,10 +54,7 @@ class OpenAiSpeechTests {
     @BeforeEach
     void speaker() throws Exception {
         key = TestUsers.createUser(TestUsers.uniqueName("openai"));
-        speakerId = given().auth().oauth2(key).multiPart("name", "narrator")
-                .multiPart("promptText", "A steady vowel for the speaker prompt.")
-                .multiPart("audio", "prompt.wav", Files.readAllBytes(PROMPT), "audio/wav")
-                .when().post("/v1/speakers").then().statusCode(201).extract().path("id");
+        speakerId = TestUsers.registerSpeaker(key, "narrator");
         client = OpenAIOkHttpClient.builder().apiKey(key).baseUrl(base.toString()).maxRetries(0).build();
     }
 

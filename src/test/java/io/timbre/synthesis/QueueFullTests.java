@@ -7,7 +7,6 @@ import io.restassured.http.ContentType;
 import io.timbre.account.TestUsers;
 import org.junit.jupiter.api.Test;
 
-import java.nio.file.Files;
 import java.util.Map;
 
 import static io.restassured.RestAssured.given;
@@ -28,10 +27,7 @@ class QueueFullTests {
     @Test
     void aFullQueueAnswers503WithRetryAfterAndTheServiceStaysUp() throws Exception {
         String key = TestUsers.createUser(TestUsers.uniqueName("busy"));
-        String id = given().auth().oauth2(key).multiPart("name", "busy")
-                .multiPart("promptText", "A steady vowel for the speaker prompt.")
-                .multiPart("audio", "prompt.wav", Files.readAllBytes(StreamingTests.PROMPT), "audio/wav")
-                .when().post("/v1/speakers").then().statusCode(201).extract().path("id");
+        String id = TestUsers.registerSpeaker(key, "busy");
         for (String stream : new String[]{"false", "true"}) {
             given().auth().oauth2(key).contentType(ContentType.JSON)
                     .body("{\"text\":\"Hi.\",\"speakerId\":\"" + id + "\",\"stream\":" + stream + "}")

@@ -14,19 +14,14 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.Socket;
 import java.net.URL;
-import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
-import java.util.List;
 import java.util.function.BooleanSupplier;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -45,7 +40,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @QuarkusTest
 class StreamingTests {
-    static final Path PROMPT = Path.of("models/tiny/golden/tone.wav");
     static final String TEXT = "Streaming starts early. It ends soon.";
 
     @TestHTTPResource("/")
@@ -60,10 +54,7 @@ class StreamingTests {
     @BeforeEach
     void speaker() throws Exception {
         key = TestUsers.createUser(TestUsers.uniqueName("stream"));
-        speakerId = given().auth().oauth2(key).multiPart("name", "streamer")
-                .multiPart("promptText", "A steady vowel for the speaker prompt.")
-                .multiPart("audio", "prompt.wav", Files.readAllBytes(PROMPT), "audio/wav")
-                .when().post("/v1/speakers").then().statusCode(201).extract().path("id");
+        speakerId = TestUsers.registerSpeaker(key, "streamer");
     }
 
     private HttpResponse<InputStream> post(String path, String json) throws Exception {
