@@ -261,6 +261,7 @@ public final class Synthesizer implements AutoCloseable {
                 List<SpeechLm.Row> fresh;
                 lock.lock();
                 try {
+                    expire();   // every step, so a queued request that is cancelled or late is let go at once
                     while (running && batch.isEmpty() && !admissible(batch)) {
                         wake.await(100, TimeUnit.MILLISECONDS);
                         expire();
@@ -341,7 +342,6 @@ public final class Synthesizer implements AutoCloseable {
 
     /** Under the lock: whether a waiting segment may join now. */
     private boolean admissible(SpeechLm.Batch batch) {
-        expire();
         if (waiting.isEmpty()) {
             return false;
         }

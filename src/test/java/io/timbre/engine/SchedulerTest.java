@@ -139,6 +139,22 @@ class SchedulerTest {
     }
 
     @Test
+    void aRequestCancelledWhileQueuedBehindAFullBatchIsLetGoAtOnce() throws Exception {
+        try (Synthesizer s = synthesizer(true, 1, 8)) {
+            try (SynthesisJob running = s.submit(spk, String.join(" ", java.util.Collections.nCopies(6, A)), new Synthesizer.Options(1, false))) {
+                until(() -> s.stats().rows() == 1, "the first request in the batch");
+                SynthesisJob abandoned = s.submit(spk, C, new Synthesizer.Options(4, false));
+                long t0 = System.nanoTime();
+                abandoned.close();   // cancels it; returns once the scheduler has let it go
+                assertTrue(System.nanoTime() - t0 < 2_000_000_000L, "a cancelled queued request does not wait for the batch");
+                assertEquals(1, s.stats().rows(), "the running request is still in the batch");
+                assertTrue(running.await().pcm().length > 0);
+            }
+            assertEquals(1, s.stats().cancelled());
+        }
+    }
+
+    @Test
     void aCancelledRequestLeavesTheBatchAtOnceAndOthersGoOn() throws Exception {
         try (Synthesizer s = synthesizer(true, 16, 8)) {
             float[] reference = s.synthesize(spk, B, new Synthesizer.Options(8, false)).pcm();
