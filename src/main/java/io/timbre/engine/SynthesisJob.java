@@ -65,6 +65,11 @@ public final class SynthesisJob implements AutoCloseable {
         return cancelled;
     }
 
+    /** True when it stopped on an error (its own or the engine's, or refused as late) rather than by cancel(). */
+    synchronized boolean failed() {
+        return failure != null;
+    }
+
     /** Stops the job: rows still generating leave the batch at the next step, work not started is skipped. */
     public void cancel() {
         List<Task> pending;

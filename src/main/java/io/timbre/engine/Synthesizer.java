@@ -237,9 +237,10 @@ public final class Synthesizer implements AutoCloseable {
 
     /** Called once when every segment of a job is vocoded, dropped or failed. */
     void settled(SynthesisJob job) {
-        Timings t = job.timings();
-        recentSeconds = 0.8 * recentSeconds + 0.2 * (t.total() / 1e9);
-        if (job.cancelled()) {
+        if (!job.cancelled()) {   // Retry-After follows requests that ran to the end
+            recentSeconds = 0.8 * recentSeconds + 0.2 * (job.timings().total() / 1e9);
+        }
+        if (job.cancelled() && !job.failed()) {   // failed and refused jobs are cancelled too, but not by a client
             cancelledJobs.incrementAndGet();
         }
         lock.lock();
