@@ -32,8 +32,8 @@ def fail(msg: str) -> None:
     sys.exit(2)
 
 
-def load_prompt(path: str, pack: reference.Pack) -> torch.Tensor:
-    """-> [1, T] float32 at the pack's prompt rate (16 kHz), after the 3..30 s check."""
+def load_prompt(path: str, pack: reference.Pack) -> tuple:
+    """-> ([1, T] float32 at the file's own rate, the rate), after the 3..30 s and >= 16 kHz checks."""
     try:
         wav, rate = audio.read_wav(path)
     except audio.AudioError as e:
@@ -46,14 +46,12 @@ def load_prompt(path: str, pack: reference.Pack) -> torch.Tensor:
         fail(f"{path}: the prompt is {seconds:.2f} s long; it must be {lo:g} to {hi:g} s")
     if rate < pack.prompt_rate:
         fail(f"{path}: sample rate {rate} Hz is below {pack.prompt_rate} Hz")
-    if rate != pack.prompt_rate:
-        wav = pack.frontend.resample(wav, rate, pack.prompt_rate)
-    return wav
+    return wav, rate
 
 
-def run_once(pack: reference.Pack, wav16k: torch.Tensor, prompt_text: str, segs: list) -> dict:
+def run_once(pack: reference.Pack, prompt: tuple, prompt_text: str, segs: list) -> dict:
     t0 = time.perf_counter()
-    spk = reference.register(pack, wav16k, prompt_text)
+    spk = reference.register(pack, prompt[0], prompt[1], prompt_text)
     times = {"features": time.perf_counter() - t0, "llm": 0.0, "flow": 0.0, "vocoder": 0.0}
     wavs, tokens = [], 0
     for seg in segs:
@@ -100,15 +98,15 @@ def main() -> None:
         pack = reference.Pack(args.pack)
     except (OSError, RuntimeError, ValueError, KeyError) as e:
         fail(f"{args.pack}: cannot load the pack ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})")
-    wav16k = load_prompt(args.prompt, pack)
+    prompt = load_prompt(args.prompt, pack)
     t = pack.manifest["text"]
     segs = text.segments(args.text, pack.tokenizer.encode, t["token_max_n"], t["token_min_n"], t["merge_len"])
     if not segs:
         fail("the text has nothing to speak (empty or punctuation only)")
     log = sys.stderr if args.json else sys.stdout
 
-    run_once(pack, wav16k, args.prompt_text, segs)               # warm-up
-    runs = [run_once(pack, wav16k, args.prompt_text, segs) for _ in range(args.repeat)]
+    run_once(pack, prompt, args.prompt_text, segs)               # warm-up
+    runs = [run_once(pack, prompt, args.prompt_text, segs) for _ in range(args.repeat)]
     wav = runs[-1]["wav"]
     audio.write_wav(args.out, wav, pack.output_rate)
     med = {k: statistics.median(r["times"][k] for r in runs) for k in ("features", "llm", "flow", "vocoder", "total")}

@@ -7,9 +7,10 @@ import time
 import torch
 import torchaudio.compliance.kaldi as kaldi
 
-from . import FORMAT_ID, archive, nets, sizes, tokenizer
+from . import FORMAT_ID, archive, nets, onnxmodels, sizes, tokenizer
 
 MODULE_FILES = {"frontend": "frontend.pt", "llm": "llm.pt", "flow": "flow.pt", "vocoder": "hift.pt"}
+ONNX_FILES = onnxmodels.ONNX_FILES   # role in pack.json's frontend -> file name, as the release names them
 
 
 def count(module: torch.nn.Module) -> int:
@@ -23,8 +24,7 @@ def make_modules(size: str, seed: int) -> dict:
     for i, name in enumerate(MODULE_FILES):
         torch.manual_seed(seed + i)       # one seed per module: resizing one leaves the others unchanged
         if name == "frontend":
-            m = nets.Frontend(cfg["spk"]["channels"], cfg["spk"]["layers"], cfg["tok"]["channels"],
-                              cfg["tok"]["layers"], cfg["tok"]["heads"])
+            m = nets.Frontend()
         elif name == "llm":
             m = nets.SpeechLM(text_vocab, **cfg["llm"])
         elif name == "flow":
@@ -32,6 +32,10 @@ def make_modules(size: str, seed: int) -> dict:
         else:
             m = nets.HiFT(cfg["hift"]["base"], cfg["hift"]["f0_channels"], **sizes.HIFT_COMMON)
         built[name] = m.eval()
+    torch.manual_seed(seed + 4)
+    built["speaker_encoder"] = nets.SpeakerEncoder(cfg["spk"]["channels"], cfg["spk"]["layers"]).eval()
+    torch.manual_seed(seed + 5)
+    built["speech_tokenizer"] = nets.SpeechTokenizer(cfg["tok"]["channels"], cfg["tok"]["layers"], cfg["tok"]["heads"]).eval()
     return built
 
 
@@ -61,6 +65,14 @@ def write_pack(size: str, out: str, seed: int, name: str) -> dict:
         print(f"  {fname:12s} {params[key]:>13,d} parameters  {os.path.getsize(path):>13,d} bytes  ({time.perf_counter() - t0:.1f} s)")
         if key == "frontend":
             print(f"  fbank self-check: max |scripted - kaldi.fbank| = {self_check(scripted):.2e}")
+    for role, fname in ONNX_FILES.items():
+        path = os.path.join(out, fname)
+        if role == "speaker_encoder":
+            onnxmodels.export_speaker_encoder(modules[role], path)
+        else:
+            onnxmodels.export_speech_tokenizer(modules[role], path)
+        params[role] = count(modules[role])
+        print(f"  {fname:12s} {params[role]:>13,d} parameters  {os.path.getsize(path):>13,d} bytes  (ONNX opset {onnxmodels.OPSET})")
     return finish_pack(out, name=name, size=size, weights="random (seed %d): this pack makes noise, not speech" % seed,
                        llm=cfg["llm"], text_vocab_size=cfg["text_vocab"] or tokenizer.ByteTokenizer().vocab_size,
                        tokenizer_doc=tokenizer.byte_level(), params=params)
@@ -69,12 +81,17 @@ def write_pack(size: str, out: str, seed: int, name: str) -> dict:
 def finish_pack(out: str, name: str, size: str, weights: str, llm: dict, text_vocab_size: int, tokenizer_doc: dict,
                 params: dict) -> dict:
     """Write tokenizer.json, hash every file and write pack.json; the modules must already be in `out` under
-    MODULE_FILES' names. Shared by build_pack.py (random weights) and export_cosyvoice2.py (real weights).
+    MODULE_FILES' names and the two ONNX models (copied as the release ships them) under ONNX_FILES' names. Shared by build_pack.py (random weights) and export_cosyvoice2.py (real weights).
     llm: dict with layers, dim, heads, kv_heads; text_vocab_size: rows of the LLM's text embedding."""
     files = {}
     tok_path = os.path.join(out, "tokenizer.json")
     tokenizer.write(tokenizer_doc, tok_path)
-    for fname in list(MODULE_FILES.values()) + ["tokenizer.json"]:
+    for role, fname in ONNX_FILES.items():
+        try:
+            onnxmodels.check_signature(role, os.path.join(out, fname))
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"error: {e}")
+    for fname in list(MODULE_FILES.values()) + list(ONNX_FILES.values()) + ["tokenizer.json"]:
         p = os.path.join(out, fname)
         files[fname] = {"sha256": archive.sha256(p), "bytes": os.path.getsize(p)}
     version = hashlib.sha256("".join(files[f]["sha256"] for f in sorted(files)).encode()).hexdigest()[:12]
@@ -91,7 +108,7 @@ def finish_pack(out: str, name: str, size: str, weights: str, llm: dict, text_vo
                   "samples_per_mel_frame": 480, "mel_bins": 80},
         "text": {"tokenizer": "tokenizer.json", "vocab_size": tokenizer_size,
                  "special_tokens": specials, "token_max_n": 80, "token_min_n": 60, "merge_len": 20},
-        "frontend": {"file": MODULE_FILES["frontend"], "embedding_dim": 192, "whisper_mels": 128},
+        "frontend": {"file": MODULE_FILES["frontend"], "embedding_dim": 192, "whisper_mels": 128, **ONNX_FILES},
         "llm": {"file": MODULE_FILES["llm"], "layers": llm["layers"], "dim": llm["dim"], "heads": llm["heads"],
                 "kv_heads": llm["kv_heads"], "head_dim": llm["dim"] // llm["heads"],
                 "text_vocab_size": text_vocab_size,

@@ -97,7 +97,9 @@ class SpeakerEncoder(nn.Module):
 
 class SpeechTokenizer(nn.Module):
     """S3Tokenizer-v2-shaped: log-mel [1, 128, T] (100 Hz) -> 2x stride-2 convs (25 Hz) -> transformer
-    -> 8-dim projection -> FSQ with 3 levels per dimension -> ids in [0, 6561)."""
+    -> 8-dim projection -> FSQ with 3 levels per dimension -> ids in [0, 6561).
+    Exported to ONNX with speech_tokenizer_v2.onnx's signature: (feats float [1, 128, T], feats_length int32 [1])
+    -> indices int64 [1, N]; feats_length trims the frames as the release model's mask does."""
 
     def __init__(self, channels: int, layers: int, heads: int):
         super().__init__()
@@ -107,7 +109,8 @@ class SpeechTokenizer(nn.Module):
         self.proj = nn.Linear(channels, 8)
         self.register_buffer("powers", torch.tensor([3 ** i for i in range(8)], dtype=torch.int64), persistent=True)
 
-    def forward(self, mel: Tensor) -> Tensor:
+    def forward(self, feats: Tensor, feats_length: Tensor) -> Tensor:
+        mel = feats[:, :, :feats_length[0].to(torch.int64)]
         h = F.gelu(self.conv1(mel))
         h = F.gelu(self.conv2(h)).transpose(1, 2)          # [1, N, C]
         mask = torch.ones(h.shape[0], h.shape[1], dtype=torch.bool, device=h.device)
@@ -115,19 +118,19 @@ class SpeechTokenizer(nn.Module):
         for block in self.blocks:
             h = block(h, mask)
         digits = torch.round(torch.tanh(self.proj(h))).to(torch.int64) + 1   # {0, 1, 2}
-        return (digits * self.powers).sum(-1).to(torch.int32)
+        return (digits * self.powers).sum(-1)
 
 
 class Frontend(nn.Module):
-    """frontend.pt: audio -> the spk2info features. All methods take batch 1 ([1, T] float in [-1, 1])."""
+    """frontend.pt: the DSP of CosyVoice's frontend; audio [1, T] float in [-1, 1], batch 1. The speaker encoder
+    and the speech tokenizer are not in here: the pack carries them as the release's ONNX files (pack.json
+    frontend.speaker_encoder / frontend.speech_tokenizer), fed kaldi_fbank and whisper_log_mel."""
 
-    def __init__(self, spk_channels: int, spk_layers: int, tok_channels: int, tok_layers: int, tok_heads: int):
+    def __init__(self):
         super().__init__()
         self.fbank = dsp.KaldiFbank()
         self.whisper = dsp.WhisperLogMel()
         self.matcha = dsp.MatchaMel()
-        self.speaker = SpeakerEncoder(spk_channels, spk_layers)
-        self.tokenizer = SpeechTokenizer(tok_channels, tok_layers, tok_heads)
 
     @torch.jit.export
     def resample(self, wav: Tensor, orig: int, new: int) -> Tensor:
@@ -141,19 +144,9 @@ class Frontend(nn.Module):
         return feat.unsqueeze(0)
 
     @torch.jit.export
-    def speaker_embedding(self, wav16k: Tensor) -> Tensor:
-        """[1, T] -> [1, 192]"""
-        return self.speaker(self.kaldi_fbank(wav16k))
-
-    @torch.jit.export
     def whisper_log_mel(self, wav16k: Tensor) -> Tensor:
-        """[1, T] -> [1, 128, T // 160]"""
+        """[1, T] -> [1, 128, T // 160] (speech_tokenizer_v2's input)"""
         return self.whisper(wav16k[0]).unsqueeze(0)
-
-    @torch.jit.export
-    def speech_tokens(self, wav16k: Tensor) -> Tensor:
-        """[1, T] -> int32 [1, N], 25 tokens per second"""
-        return self.tokenizer(self.whisper_log_mel(wav16k))
 
     @torch.jit.export
     def speech_feat(self, wav24k: Tensor) -> Tensor:
@@ -161,7 +154,7 @@ class Frontend(nn.Module):
         return self.matcha(wav24k[0]).transpose(0, 1).unsqueeze(0)
 
     def forward(self, wav16k: Tensor) -> Tensor:
-        return self.speaker_embedding(wav16k)
+        return self.kaldi_fbank(wav16k)
 
 
 # -------------------------------------------------------------------------------------------- llm

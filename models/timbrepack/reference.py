@@ -9,9 +9,12 @@ from typing import Dict, List, Optional
 
 import torch
 
+from .onnxmodels import OnnxFrontend
 from .tokenizer import ByteTokenizer
 
 SPEECH_TOKEN_SIZE = 6561
+EOS = SPEECH_TOKEN_SIZE                                              # Qwen2LM.eos_token
+STOP_TOKENS = (SPEECH_TOKEN_SIZE, SPEECH_TOKEN_SIZE + 1, SPEECH_TOKEN_SIZE + 2)   # Qwen2LM.stop_token_ids
 
 
 class Pack:
@@ -22,6 +25,7 @@ class Pack:
             self.manifest = json.load(f)
         self.dir = directory
         self.frontend = torch.jit.load(os.path.join(directory, "frontend.pt")).eval()
+        self.onnx = OnnxFrontend(directory, self.manifest["frontend"])   # campplus / speech tokenizer via ONNX Runtime
         self.llm = torch.jit.load(os.path.join(directory, "llm.pt")).eval()
         self.flow = torch.jit.load(os.path.join(directory, "flow.pt")).eval()
         self.hift = torch.jit.load(os.path.join(directory, "hift.pt")).eval()
@@ -34,16 +38,19 @@ class Pack:
 
 
 @torch.inference_mode()
-def register(pack: Pack, wav16k: torch.Tensor, prompt_text: str) -> Dict[str, torch.Tensor]:
-    """add_zero_shot_spk: the spk2info entry for one prompt, keys and dtypes as CosyVoice stores them."""
+def register(pack: Pack, wav: torch.Tensor, rate: int, prompt_text: str) -> Dict[str, torch.Tensor]:
+    """add_zero_shot_spk: the spk2info entry for one prompt, keys and dtypes as CosyVoice stores them. `wav` is the
+    upload at its own rate: like CosyVoice's load_wav (since 622a3a1), the 16 kHz audio (tokens, embedding) and the
+    24 kHz audio (prompt mel) are each resampled straight from it."""
     text = torch.tensor([pack.tokenizer.encode(prompt_text)], dtype=torch.int32)
-    tokens = pack.frontend.speech_tokens(wav16k)
-    wav24k = pack.frontend.resample(wav16k, pack.prompt_rate, pack.output_rate)
+    wav16k = pack.frontend.resample(wav, rate, pack.prompt_rate)
+    wav24k = pack.frontend.resample(wav, rate, pack.output_rate)
+    tokens = pack.onnx.speech_tokens(pack.frontend.whisper_log_mel(wav16k))
     feat = pack.frontend.speech_feat(wav24k)
     token_len = min(feat.shape[1] // 2, tokens.shape[1])      # CosyVoice 2: force 2 mel frames per token
     feat = feat[:, :2 * token_len].contiguous()
     tokens = tokens[:, :token_len].contiguous()
-    emb = pack.frontend.speaker_embedding(wav16k)
+    emb = pack.onnx.speaker_embedding(pack.frontend.kaldi_fbank(wav16k))
     n = lambda x: torch.tensor([x], dtype=torch.int32)
     return {
         "prompt_text": text, "prompt_text_len": n(text.shape[1]),
@@ -55,15 +62,17 @@ def register(pack: Pack, wav16k: torch.Tensor, prompt_text: str) -> Dict[str, to
 
 
 def greedy(logp: torch.Tensor, ignore_eos: bool) -> int:
+    """Qwen2LM.sampling_ids with argmax: below min_len only EOS is masked (upstream 0e62489)."""
     if ignore_eos:
         logp = logp.clone()
-        logp[SPEECH_TOKEN_SIZE:] = -math.inf
+        logp[EOS] = -math.inf
     return int(torch.argmax(logp))
 
 
 @torch.inference_mode()
 def speech_tokens(pack: Pack, text_ids: List[int], spk: Dict[str, torch.Tensor], timings: Optional[dict] = None) -> List[int]:
-    """Qwen2LM.inference with greedy decoding (min/max length 2x/20x the target text tokens)."""
+    """Qwen2LM.inference/inference_wrapper with greedy decoding: min_len/max_len are int(2x / 20x) the target's
+    text tokens; at most max_len tokens; any of the three stop tokens ends the sequence."""
     prompt = spk["prompt_text"].to(torch.int64)
     text = torch.cat([prompt, torch.tensor([text_ids], dtype=torch.int64)], dim=1)
     speech = spk["llm_prompt_speech_token"].to(torch.int64)
@@ -77,7 +86,7 @@ def speech_tokens(pack: Pack, text_ids: List[int], spk: Dict[str, torch.Tensor],
     out: List[int] = []
     for i in range(max_len):
         top = greedy(logp[0], i < min_len)
-        if top >= SPEECH_TOKEN_SIZE:
+        if top in STOP_TOKENS:
             break
         out.append(top)
         logp = pack.llm.decode(torch.tensor([top]), k, v, pos)

@@ -1,4 +1,4 @@
-"""Pack validator for the timbre-pack/1 format (models/README.md): manifest, file hashes, archive hygiene,
+"""Pack validator for the timbre-pack/2 format (models/README.md): manifest, file hashes, archive hygiene,
 method signatures and a small smoke call of every method. Used by check_pack.py and export_cosyvoice2.py."""
 import hashlib
 import json
@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Tuple
 
 import torch
 
-from . import FORMAT_ID
+from . import FORMAT_ID, onnxmodels
 
 # module key in pack.json -> method -> ((argument name, TorchScript type), ...) in order, without self.
 T, I = "Tensor", "int"
@@ -16,9 +16,7 @@ METHODS: Dict[str, Dict[str, Tuple[Tuple[str, str], ...]]] = {
     "frontend": {
         "resample": (("wav", T), ("orig", I), ("new", I)),
         "kaldi_fbank": (("wav16k", T),),
-        "speaker_embedding": (("wav16k", T),),
         "whisper_log_mel": (("wav16k", T),),
-        "speech_tokens": (("wav16k", T),),
         "speech_feat": (("wav24k", T),),
     },
     "llm": {
@@ -67,7 +65,11 @@ def load_manifest(directory: str) -> dict:
 
 def check_files(directory: str, manifest: dict, log: Callable[[str], None]) -> None:
     files = manifest["files"]
-    needed = [manifest[k]["file"] for k in METHODS] + [manifest["text"]["tokenizer"]]
+    for role in onnxmodels.ONNX_FILES:
+        if not isinstance(manifest["frontend"].get(role), str):
+            _fail(f"pack.json: frontend.{role} (the ONNX file) is missing")
+    needed = [manifest[k]["file"] for k in METHODS] + [manifest["text"]["tokenizer"]] + [
+        manifest["frontend"][role] for role in onnxmodels.ONNX_FILES]
     for name in needed:
         if name not in files:
             _fail(f"pack.json: files has no entry for {name}")
@@ -138,14 +140,20 @@ def smoke(modules: Dict[str, torch.jit.ScriptModule], manifest: dict) -> None:
     _expect(tuple(wav24k.shape) == (1, 24000), f"frontend.resample: shape {tuple(wav24k.shape)}, wanted (1, 24000)")
     fb = fe.kaldi_fbank(wav16k)
     _expect(tuple(fb.shape) == (1, 98, 80), f"frontend.kaldi_fbank: shape {tuple(fb.shape)}, wanted (1, 98, 80)")
-    emb = fe.speaker_embedding(wav16k)
-    _expect(tuple(emb.shape) == (1, 192) and emb.dtype == torch.float32, f"frontend.speaker_embedding: {tuple(emb.shape)} {emb.dtype}")
     wm = fe.whisper_log_mel(wav16k)
     _expect(tuple(wm.shape) == (1, 128, 100), f"frontend.whisper_log_mel: shape {tuple(wm.shape)}, wanted (1, 128, 100)")
-    tok = fe.speech_tokens(wav16k)
-    _expect(tok.dtype == torch.int32 and tok.dim() == 2 and tok.shape[0] == 1 and 24 <= tok.shape[1] <= 26,
-            f"frontend.speech_tokens: {tuple(tok.shape)} {tok.dtype}, wanted int32 (1, ~25)")
-    _expect(bool(((tok >= 0) & (tok < manifest["llm"]["speech_token_size"])).all()), "frontend.speech_tokens: ids out of range")
+    onnx = modules.get("onnx")
+    if onnx is not None:
+        emb = onnx.speaker_embedding(fb)
+        _expect(tuple(emb.shape) == (1, 192) and bool(torch.isfinite(emb).all()),
+                f"{onnx.paths['speaker_encoder']}: embedding of shape {tuple(emb.shape)}, wanted (1, 192)")
+        tok = onnx.speech_tokens(wm)
+        _expect(tok.dim() == 2 and tok.shape[0] == 1 and 24 <= tok.shape[1] <= 26,
+                f"{onnx.paths['speech_tokenizer']}: tokens of shape {tuple(tok.shape)}, wanted (1, ~25) for 1 s")
+        _expect(bool(((tok >= 0) & (tok < manifest["llm"]["speech_token_size"])).all()),
+                f"{onnx.paths['speech_tokenizer']}: ids out of range")
+    else:
+        emb = torch.randn(1, 192, generator=gen)
     feat = fe.speech_feat(wav24k)
     _expect(tuple(feat.shape) == (1, 50, 80), f"frontend.speech_feat: shape {tuple(feat.shape)}, wanted (1, 50, 80)")
 
@@ -188,6 +196,13 @@ def check(directory: str, log: Callable[[str], None] = print, run_smoke: bool = 
     manifest = load_manifest(directory)
     log(f"pack {manifest['name']!r} ({manifest['format']}, version {manifest['version']}, size {manifest['size']})")
     check_files(directory, manifest, log)
+    for role in onnxmodels.ONNX_FILES:
+        p = os.path.join(directory, manifest["frontend"][role])
+        try:
+            summary = onnxmodels.check_signature(role, p)
+        except ValueError as e:
+            _fail(str(e))
+        log(f"  ok  {manifest['frontend'][role]:16s} {summary}")
     modules = {}
     for key in METHODS:
         p = os.path.join(directory, manifest[key]["file"])
@@ -196,6 +211,10 @@ def check(directory: str, log: Callable[[str], None] = print, run_smoke: bool = 
         except Exception as e:  # noqa: BLE001 - any load failure is reported as one line
             _fail(f"{p}: torch.jit.load failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         log(f"  ok  {manifest[key]['file']:16s} " + ", ".join(check_signatures(modules[key], key)))
+    if run_smoke and onnxmodels.have_onnxruntime():
+        modules["onnx"] = onnxmodels.OnnxFrontend(directory, manifest["frontend"])
+    elif run_smoke:
+        log("  --  onnxruntime is not installed for this python: the ONNX models were checked by sha256 and signature only")
     if run_smoke:
         try:
             smoke(modules, manifest)

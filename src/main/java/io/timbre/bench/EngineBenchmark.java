@@ -89,7 +89,7 @@ public final class EngineBenchmark {
                 int tokens = 0;
                 for (String text : TEXTS) {
                     long a = System.nanoTime();
-                    try (SpeakerFeatures spk = fx.extract(prompt, PROMPT_TEXT)) {
+                    try (SpeakerFeatures spk = fx.extract(prompt, 16000, PROMPT_TEXT)) {
                         long b = System.nanoTime();
                         Synthesizer.Result res = synth.synthesize(spk, List.of(text), new Synthesizer.Options(0, true));
                         f += ms(b - a);

@@ -40,6 +40,14 @@ public interface TimbreConfig {
         @WithDefault("0")
         int threads();
 
+        /** ONNX Runtime intra-op threads of the speaker encoder and speech tokenizer sessions (CosyVoice: 1). */
+        @WithDefault("1")
+        int onnxIntraOpThreads();
+
+        /** ONNX Runtime inter-op threads of those sessions (they run sequentially). */
+        @WithDefault("1")
+        int onnxInterOpThreads();
+
         /** Workers that run the flow and vocoder of one request's segments in parallel (the reference uses 2). */
         @WithDefault("2")
         int segmentWorkers();

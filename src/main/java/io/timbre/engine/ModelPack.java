@@ -17,10 +17,12 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * A loaded model pack: the verified manifest and the TorchScript modules on their device. Owns the modules and
- * the cached method handles; {@link #close()} frees them.
+ * A loaded model pack: the verified manifest, the TorchScript modules on their device and the ONNX Runtime sessions
+ * of the release's speaker encoder and speech tokenizer. Owns the modules, the cached method handles and the
+ * sessions; {@link #close()} frees them all (idempotent).
  */
 public final class ModelPack implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(ModelPack.class);
@@ -34,9 +36,7 @@ public final class ModelPack implements AutoCloseable {
     private final JitModule vocoder;
     final Method resample;
     final Method kaldiFbank;
-    final Method speakerEmbedding;
     final Method whisperLogMel;
-    final Method speechTokens;
     final Method speechFeat;
     final Method prefill;
     final Method decode;
@@ -44,8 +44,11 @@ public final class ModelPack implements AutoCloseable {
     final Method estimate;
     final Method noise;
     final Method vocode;
+    /** campplus.onnx and speech_tokenizer_v2.onnx; opened last, so a refusal leaves nothing open. */
+    final OnnxModels onnx;
+    private final AtomicBoolean closed = new AtomicBoolean();
 
-    private ModelPack(Path dir, PackManifest manifest, Device device) {
+    private ModelPack(Path dir, PackManifest manifest, Device device, OnnxModels.Options onnxOptions) {
         this.dir = dir;
         this.manifest = manifest;
         this.device = device;
@@ -55,9 +58,7 @@ public final class ModelPack implements AutoCloseable {
         this.vocoder = module("vocoder");
         this.resample = method(frontend, "frontend", "resample");
         this.kaldiFbank = method(frontend, "frontend", "kaldi_fbank");
-        this.speakerEmbedding = method(frontend, "frontend", "speaker_embedding");
         this.whisperLogMel = method(frontend, "frontend", "whisper_log_mel");
-        this.speechTokens = method(frontend, "frontend", "speech_tokens");
         this.speechFeat = method(frontend, "frontend", "speech_feat");
         this.prefill = method(llm, "llm", "prefill");
         this.decode = method(llm, "llm", "decode");
@@ -65,6 +66,7 @@ public final class ModelPack implements AutoCloseable {
         this.estimate = method(flow, "flow", "estimate");
         this.noise = method(flow, "flow", "noise");
         this.vocode = method(vocoder, "vocoder", "forward");
+        this.onnx = OnnxModels.open(dir, manifest, onnxOptions, device.is_cuda() ? Math.max(0, device.index()) : -1);
     }
 
     /**
@@ -72,6 +74,11 @@ public final class ModelPack implements AutoCloseable {
      * message naming it) and loads the modules onto {@code device} ("cpu", "cuda", "cuda:N") in eval mode.
      */
     public static ModelPack load(Path dir, String device) {
+        return load(dir, device, OnnxModels.Options.DEFAULT);
+    }
+
+    /** As {@link #load(Path, String)}, with the thread counts of the ONNX Runtime sessions. */
+    public static ModelPack load(Path dir, String device, OnnxModels.Options onnxOptions) {
         if (!Files.isDirectory(dir)) {
             throw new PackException("model pack directory " + dir.toAbsolutePath() + " does not exist");
         }
@@ -91,7 +98,7 @@ public final class ModelPack implements AutoCloseable {
                 throw new PackException("device " + device + " was requested but LibTorch sees no CUDA device "
                         + "(is this the gpu build, with CUDA 13 and cuDNN 9 on the host?)");
             }
-            pack = new ModelPack(dir, manifest, dev);
+            pack = new ModelPack(dir, manifest, dev, onnxOptions);
             for (Pointer p : pack.owned()) {
                 p.retainReference();
             }
@@ -158,12 +165,21 @@ public final class ModelPack implements AutoCloseable {
     }
 
     private Pointer[] owned() {
-        return new Pointer[]{resample, kaldiFbank, speakerEmbedding, whisperLogMel, speechTokens, speechFeat, prefill, decode,
+        return new Pointer[]{resample, kaldiFbank, whisperLogMel, speechFeat, prefill, decode,
                 encode, estimate, noise, vocode, frontend, llm, flow, vocoder, device};
+    }
+
+    /** The ONNX sessions (tests check that closing the pack closes them). */
+    public OnnxModels onnx() {
+        return onnx;
     }
 
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        onnx.close();
         for (Pointer p : owned()) {
             p.releaseReference();
         }

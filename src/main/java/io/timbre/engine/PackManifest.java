@@ -20,9 +20,12 @@ public record PackManifest(
         int tokenMaxN, int tokenMinN, int mergeLen,
         int speechTokenSize, int vocabSize, int[] stopTokens, Sampling sampling,
         int flowSteps, double cfgRate, int noiseFrames,
-        Map<String, FileEntry> files, Map<String, String> moduleFiles) {
+        Map<String, FileEntry> files, Map<String, String> moduleFiles,
+        String speakerEncoder, String speechTokenizer) {
 
-    public static final String FORMAT = "timbre-pack/1";
+    /** Version 2: the speaker encoder and the speech tokenizer are the release's ONNX files (frontend.speaker_encoder,
+     * frontend.speech_tokenizer), frontend.pt keeps only the DSP. */
+    public static final String FORMAT = "timbre-pack/2";
 
     public record FileEntry(String sha256, long bytes) {
     }
@@ -59,6 +62,16 @@ public record PackManifest(
             modules.put(part, need(need(root, part, dir), "file", dir).asText());
         }
         modules.put("tokenizer", need(text, "tokenizer", dir).asText());
+        JsonNode frontend = need(root, "frontend", dir);
+        String speakerEncoder = need(frontend, "speaker_encoder", dir).asText();
+        String speechTokenizer = need(frontend, "speech_tokenizer", dir).asText();
+        for (String onnx : List.of(speakerEncoder, speechTokenizer)) {
+            if (onnx.isEmpty() || onnx.contains("/") || onnx.contains("\\") || onnx.startsWith(".")) {
+                throw new PackException("model pack " + dir + ": frontend names ONNX file '" + onnx + "', not a plain file name");
+            }
+        }
+        modules.put("speaker_encoder", speakerEncoder);
+        modules.put("speech_tokenizer", speechTokenizer);
         List<Integer> stops = new ArrayList<>();
         need(llm, "stop_tokens", dir).forEach(n -> stops.add(n.asInt()));
         return new PackManifest(
@@ -74,7 +87,7 @@ public record PackManifest(
                         s.path("tau_r").asDouble(0.1), s.path("min_token_text_ratio").asDouble(2),
                         s.path("max_token_text_ratio").asDouble(20)),
                 need(flow, "n_timesteps", dir).asInt(), need(flow, "cfg_rate", dir).asDouble(),
-                need(flow, "noise_frames", dir).asInt(), files, modules);
+                need(flow, "noise_frames", dir).asInt(), files, modules, speakerEncoder, speechTokenizer);
     }
 
     private static JsonNode need(JsonNode node, String key, Path dir) {

@@ -185,8 +185,8 @@ public final class SpeechLm {
                     continue;
                 }
                 int id = row.input.sampler().next(logp, r * vocab, vocab, row.tokens, row.count, row.count < row.minLen);
-                if (id >= pack.manifest.speechTokenSize()) {
-                    done.accept(row);   // a stop token: the sequence is complete
+                if (isStop(id)) {
+                    done.accept(row);   // a stop token (Qwen2LM.stop_token_ids): the sequence is complete
                     continue;
                 }
                 row.tokens[row.count++] = id;
@@ -266,5 +266,15 @@ public final class SpeechLm {
                 vCache = null;
             }
         }
+    }
+
+    /** Qwen2LM.stop_token_ids: EOS (6561) and the two tokens after it; any of them ends a sequence. */
+    private boolean isStop(int id) {
+        for (int stop : pack.manifest.stopTokens()) {
+            if (id == stop) {
+                return true;
+            }
+        }
+        return id >= pack.manifest.speechTokenSize();   // any id outside the speech tokens (a bigger vocabulary)
     }
 }

@@ -62,6 +62,22 @@ public final class Tensors {
         return out;
     }
 
+    /** t as a contiguous float32 CPU tensor (t itself when it already is one). */
+    public static Tensor cpuContiguous(Tensor t) {
+        return cpu(t, ScalarType.Float);
+    }
+
+    /**
+     * A direct buffer over the memory of a contiguous float32 CPU tensor (no copy): valid while the tensor is, so
+     * only inside the scope that holds it. ONNX Runtime reads direct buffers in place.
+     */
+    public static java.nio.FloatBuffer floatBuffer(Tensor t) {
+        if (!t.device().is_cpu() || t.scalar_type() != ScalarType.Float || !t.is_contiguous()) {
+            throw new IllegalArgumentException("floatBuffer needs a contiguous float32 CPU tensor");
+        }
+        return t.data_ptr_float().capacity(t.numel()).asBuffer();
+    }
+
     private static Tensor cpu(Tensor t, ScalarType type) {
         Tensor c = t.device().is_cpu() ? t : t.cpu();
         if (c.scalar_type() != type) {

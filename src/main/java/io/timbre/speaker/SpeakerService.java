@@ -69,8 +69,15 @@ public class SpeakerService {
     }
 
     // ------------------------------------------------------------------------------------ prompt audio
-    /** Decodes a WAV upload, checks its length and makes it 16 kHz mono (422 saying what is wrong). */
-    public float[] normalisePrompt(byte[] wav) {
+    /**
+     * A prompt recording: mono samples at their own rate. The original rate is kept (not 16 kHz) because CosyVoice
+     * resamples the upload straight to each rate a feature needs (16 kHz tokens/embedding, 24 kHz prompt mel).
+     */
+    public record PromptAudio(float[] samples, int sampleRate) {
+    }
+
+    /** Decodes a WAV upload, checks its length and makes it mono at its own rate (422 saying what is wrong). */
+    public PromptAudio normalisePrompt(byte[] wav) {
         if (wav == null || wav.length == 0) {
             throw ApiProblem.unprocessable("audio-missing", "Audio missing", "The 'audio' part is empty; attach a WAV recording of 3 to 30 seconds.");
         }
@@ -89,9 +96,9 @@ public class SpeakerService {
             throw ApiProblem.unprocessable("audio-too-long", "Audio too long", String.format(
                     "The recording is %.2f s long; it must be at most %.0f s. Trim it and try again.", audio.seconds(), m.maxPromptSeconds()));
         }
-        float[] pcm = engine.extractor().resample(audio.samples(), audio.sampleRate(), m.promptSampleRate());
-        int max = (int) (m.maxPromptSeconds() * m.promptSampleRate());
-        return pcm.length > max ? java.util.Arrays.copyOf(pcm, max) : pcm;
+        float[] pcm = audio.samples();
+        int max = (int) (m.maxPromptSeconds() * audio.sampleRate());
+        return new PromptAudio(pcm.length > max ? java.util.Arrays.copyOf(pcm, max) : pcm, audio.sampleRate());
     }
 
     static byte[] toBytes(float[] pcm) {
@@ -111,10 +118,10 @@ public class SpeakerService {
         String n = checkName(name);
         String text = checkPromptText(promptText);
         QuarkusTransaction.requiringNew().run(() -> requireFreeName(ownerId, n));
-        float[] pcm = normalisePrompt(wav);
+        PromptAudio prompt = normalisePrompt(wav);
         UUID id = UUID.randomUUID();
         ModelPack pack = engine.pack();
-        SpeakerFeatures features = engine.extractor().extract(pcm, text);
+        SpeakerFeatures features = engine.extractor().extract(prompt.samples(), prompt.sampleRate(), text);
         FeatureStore.Written file = null;
         try {
             file = store.write(id, features.toFeatureFile());
@@ -126,9 +133,9 @@ public class SpeakerService {
                 s.owner = User.getEntityManager().getReference(User.class, ownerId);
                 s.name = n;
                 s.promptText = text;
-                s.promptAudio = toBytes(pcm);
+                s.promptAudio = toBytes(prompt.samples());
                 s.promptAudioBytes = s.promptAudio.length;
-                s.promptSampleRate = pack.manifest.promptSampleRate();
+                s.promptSampleRate = prompt.sampleRate();   // the upload's own rate (rows before this: 16 kHz)
                 record(s, f, pack);
                 s.persist();
                 s.flush();
@@ -243,7 +250,7 @@ public class SpeakerService {
     }
 
     private FeatureStore.Lease reextract(UUID id, ModelPack pack) {
-        record Prompt(float[] pcm, String text) {
+        record Prompt(float[] pcm, int rate, String text) {
         }
         Prompt p = QuarkusTransaction.requiringNew().call(() -> {
             Speaker s = Speaker.findById(id);
@@ -254,10 +261,10 @@ public class SpeakerService {
                 throw new ApiProblem(409, "features-lost", "Speaker features lost", "The features of speaker " + id
                         + " were imported without a recording and their file is missing or corrupt; import them again.");
             }
-            return new Prompt(toFloats(s.promptAudio), s.promptText);
+            return new Prompt(toFloats(s.promptAudio), s.promptSampleRate, s.promptText);
         });
         reextractions.increment();
-        SpeakerFeatures f = engine.extractor().extract(p.pcm(), p.text());
+        SpeakerFeatures f = engine.extractor().extract(p.pcm(), p.rate(), p.text());
         try {
             FeatureStore.Written w = store.write(id, f.toFeatureFile());
             QuarkusTransaction.requiringNew().run(() -> {

@@ -8,6 +8,7 @@ import io.timbre.config.TimbreConfig;
 import io.timbre.engine.DeviceMemory;
 import io.timbre.engine.FeatureExtractor;
 import io.timbre.engine.ModelPack;
+import io.timbre.engine.OnnxModels;
 import io.timbre.engine.SpeakerFeatures;
 import io.timbre.engine.Synthesizer;
 import io.timbre.text.TextTokenizer;
@@ -43,7 +44,8 @@ public class Engine {
     void onStart(@Observes StartupEvent event) {
         Path dir = Path.of(config.modelPack());
         try {
-            ModelPack p = ModelPack.load(dir, config.device());
+            ModelPack p = ModelPack.load(dir, config.device(),
+                    new OnnxModels.Options(config.engine().onnxIntraOpThreads(), config.engine().onnxInterOpThreads()));
             if (config.engine().threads() > 0) {
                 torch.set_num_threads(config.engine().threads());
             }

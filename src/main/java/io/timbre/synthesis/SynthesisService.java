@@ -193,10 +193,14 @@ public class SynthesisService {
         return start(text, f.features(), f, f.source(), f.nanos(), seed, speed);
     }
 
-    /** Starts speaking zero-shot: features extracted from {@code promptPcm} for this request only. */
-    public Synthesis startZeroShot(float[] promptPcm, String promptText, String text, long seed, double speed) {
+    /**
+     * Starts speaking zero-shot: features extracted from the prompt for this request only. The transcript is
+     * normalized first, as CosyVoice's inference_zero_shot does (text_normalize(prompt_text, split=False)).
+     */
+    public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, String text, long seed, double speed) {
         long t0 = System.nanoTime();
-        SpeakerFeatures f = withSlot(() -> engine.extractor().extract(promptPcm, promptText));
+        String normalized = engine.synthesizer().textFrontend().normalize(promptText);
+        SpeakerFeatures f = withSlot(() -> engine.extractor().extract(promptPcm, promptRate, normalized));
         return start(text, f, f, Source.ZERO_SHOT, System.nanoTime() - t0, seed, speed);
     }
 

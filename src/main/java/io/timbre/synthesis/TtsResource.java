@@ -95,8 +95,9 @@ public class TtsResource {
             throw ApiProblem.unprocessable("prompt-text-missing", "Transcript missing",
                     "Send 'promptText': the words spoken in the recording.");
         }
-        float[] pcm = speakers.normalisePrompt(wav);
-        return respond(synthesis.startZeroShot(pcm, prompt, t, seed(seed), rate), Boolean.TRUE.equals(stream), f, http);
+        SpeakerService.PromptAudio pcm = speakers.normalisePrompt(wav);
+        return respond(synthesis.startZeroShot(pcm.samples(), pcm.sampleRate(), prompt, t, seed(seed), rate),
+                Boolean.TRUE.equals(stream), f, http);
     }
 
     /** Streams, or waits for the whole clip (a WAV with its exact length); a client that leaves cancels the work. */

@@ -50,20 +50,7 @@ public final class TextFrontend {
         if (t.contains("<|") && t.contains("|>")) {
             return List.of(t);   // CosyVoice skips the frontend for text with explicit special tokens
         }
-        List<String> parts;
-        if (containsChinese(t)) {
-            t = t.replace("\n", "");
-            t = replaceBlank(t);
-            t = t.replace("²", "平方").replace("³", "立方");
-            t = spellOutNumbers(t, ULocale.CHINESE);
-            t = t.replace(".", "。").replace(" - ", "，");
-            t = t.replace("（", "").replace("）", "").replace("【", "").replace("】", "").replace("`", "").replace("——", " ");
-            t = TRAILING_COMMAS.matcher(t).replaceAll("。");
-            parts = split(t, true);
-        } else {
-            t = spellOutNumbers(t, ULocale.ENGLISH);
-            parts = split(t, false);
-        }
+        List<String> parts = split(normalize(t), containsChinese(t));
         List<String> out = new ArrayList<>();
         for (String p : parts) {
             if (!ONLY_PUNCTUATION.matcher(p).matches()) {
@@ -71,6 +58,27 @@ public final class TextFrontend {
             }
         }
         return out;
+    }
+
+    /**
+     * CosyVoice's text_normalize(text, split=False): the normalized text, not split. CosyVoice's
+     * inference_zero_shot applies it to the prompt transcript (add_zero_shot_spk does not).
+     */
+    public String normalize(String text) {
+        if (text.isEmpty() || (text.contains("<|") && text.contains("|>"))) {
+            return text;
+        }
+        String t = text.strip();
+        if (containsChinese(t)) {
+            t = t.replace("\n", "");
+            t = replaceBlank(t);
+            t = t.replace("²", "平方").replace("³", "立方");
+            t = spellOutNumbers(t, ULocale.CHINESE);
+            t = t.replace(".", "。").replace(" - ", "，");
+            t = t.replace("（", "").replace("）", "").replace("【", "").replace("】", "").replace("`", "").replace("——", " ");
+            return TRAILING_COMMAS.matcher(t).replaceAll("。");
+        }
+        return spellOutNumbers(t, ULocale.ENGLISH);
     }
 
     /** Removes spaces except between two ASCII non-space characters (CosyVoice's replace_blank). */

@@ -80,7 +80,7 @@ class DeviceMemoryTest {
         try (ModelPack pack = ModelPack.load(Golden.PACK, "cpu");
              io.timbre.text.TextTokenizer tok = new io.timbre.text.TextTokenizer(Golden.PACK.resolve("tokenizer.json"));
              Synthesizer synth = new Synthesizer(pack, tok, 2, memory);
-             SpeakerFeatures spk = new FeatureExtractor(pack, tok).extract(prompt, "Hi.")) {
+             SpeakerFeatures spk = new FeatureExtractor(pack, tok).extract(prompt, 16000, "Hi.")) {
             Synthesizer.Result r = synth.synthesize(spk, java.util.List.of("A.", "B.", "C.", "D."), new Synthesizer.Options(7, false));
             assertEquals(4, r.segments());
             assertEquals(1, a.empties.get(), "four segments, one release");

@@ -35,7 +35,7 @@ class EngineMemoryTest {
             long rssMax = 0;
             long t0 = System.nanoTime();
             for (int i = 0; i < RUNS; i++) {
-                try (SpeakerFeatures spk = extractor.extract(prompt, "A steady vowel.")) {
+                try (SpeakerFeatures spk = extractor.extract(prompt, 16000, "A steady vowel.")) {
                     Synthesizer.Result r = synth.synthesize(spk, java.util.List.of("A"),
                             new Synthesizer.Options(i, false));
                     assertTrue(r.pcm().length > 0);

@@ -20,7 +20,7 @@ final class Golden {
     static final Path PACK = Path.of("models/tiny");
     static final Path DIR = PACK.resolve("golden");
 
-    record Case(String prompt, Path wav, String promptText, String text, Path fixture) {
+    record Case(String prompt, Path wav, int promptRate, String promptText, String text, Path fixture) {
     }
 
     static List<Case> cases() {
@@ -29,7 +29,7 @@ final class Golden {
             List<Case> out = new ArrayList<>();
             for (JsonNode c : root.get("cases")) {
                 out.add(new Case(c.get("prompt").asText(), DIR.resolve(c.get("prompt_wav").asText()),
-                        c.get("prompt_text").asText(), c.get("text").asText(), DIR.resolve(c.get("fixture").asText())));
+                        c.get("prompt_rate").asInt(), c.get("prompt_text").asText(), c.get("text").asText(), DIR.resolve(c.get("fixture").asText())));
             }
             return out;
         } catch (IOException e) {

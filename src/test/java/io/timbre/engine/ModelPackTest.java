@@ -59,6 +59,58 @@ class ModelPackTest {
     }
 
     @Test
+    void alteredOnnxFileIsNamed(@TempDir Path tmp) throws IOException {
+        Path pack = copyTiny(tmp);
+        byte[] b = Files.readAllBytes(pack.resolve("campplus.onnx"));
+        b[b.length / 2] ^= 1;
+        Files.write(pack.resolve("campplus.onnx"), b);
+        PackException e = assertThrows(PackException.class, () -> ModelPack.load(pack, "cpu"));
+        assertTrue(e.getMessage().contains("campplus.onnx") && e.getMessage().contains("altered"), e.getMessage());
+    }
+
+    /** A valid ONNX model with the wrong signature (the tokenizer in the speaker encoder's place, hashes updated). */
+    @Test
+    void onnxFileWithTheWrongSignatureIsNamed(@TempDir Path tmp) throws IOException {
+        Path pack = copyTiny(tmp);
+        Files.copy(pack.resolve("speech_tokenizer_v2.onnx"), pack.resolve("campplus.onnx"),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+        var root = (com.fasterxml.jackson.databind.node.ObjectNode) mapper.readTree(pack.resolve("pack.json").toFile());
+        var entry = (com.fasterxml.jackson.databind.node.ObjectNode) root.get("files").get("campplus.onnx");
+        entry.put("sha256", ModelPack.sha256(pack.resolve("campplus.onnx")));
+        entry.put("bytes", Files.size(pack.resolve("campplus.onnx")));
+        mapper.writeValue(pack.resolve("pack.json").toFile(), root);
+        PackException e = assertThrows(PackException.class, () -> ModelPack.load(pack, "cpu"));
+        assertTrue(e.getMessage().contains("campplus.onnx") && e.getMessage().contains("wrong signature")
+                && e.getMessage().contains("2 inputs"), e.getMessage());
+    }
+
+    @Test
+    void packWithoutOnnxEntriesIsRefused(@TempDir Path tmp) throws IOException {
+        Path pack = copyTiny(tmp);
+        var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+        var root = (com.fasterxml.jackson.databind.node.ObjectNode) mapper.readTree(pack.resolve("pack.json").toFile());
+        ((com.fasterxml.jackson.databind.node.ObjectNode) root.get("frontend")).remove("speech_tokenizer");
+        mapper.writeValue(pack.resolve("pack.json").toFile(), root);
+        PackException e = assertThrows(PackException.class, () -> ModelPack.load(pack, "cpu"));
+        assertTrue(e.getMessage().contains("speech_tokenizer"), e.getMessage());
+    }
+
+    @Test
+    void closingThePackClosesItsOnnxSessionsOnce() {
+        ModelPack pack = ModelPack.load(Golden.PACK, "cpu");
+        OnnxModels onnx = pack.onnx();
+        assertFalse(onnx.isClosed());
+        pack.close();
+        assertTrue(onnx.isClosed());
+        pack.close();   // idempotent
+        onnx.close();
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> onnx.speakerEmbedding(java.nio.ByteBuffer.allocateDirect(80 * 4).asFloatBuffer(), 1));
+        assertTrue(e.getMessage().contains("closed"), e.getMessage());
+    }
+
+    @Test
     void notAPackDirectory(@TempDir Path tmp) {
         PackException e = assertThrows(PackException.class, () -> ModelPack.load(tmp.resolve("nope"), "cpu"));
         assertTrue(e.getMessage().contains("does not exist"), e.getMessage());

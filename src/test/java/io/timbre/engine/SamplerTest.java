@@ -58,21 +58,41 @@ class SamplerTest {
     }
 
     @Test
-    void repetitionFallsBackToTheFullDistribution() {
-        // 7 has 1/2, the other half is spread over all other tokens: the nucleus is almost only 7; when 7 was
-        // just produced, RAS draws from the full softmax instead, where 7 has 1/2
+    void repetitionMasksTheRepeatedTokenAndDrawsFromTheRest() {
+        // 7 has 1/2, the other half is spread over all other tokens: the nucleus is almost only 7; when 7 was just
+        // produced, RAS sets 7 to -inf and draws from the softmax of the rest (upstream f2ddcbe), so never 7 again
         float[] p = new float[V];
         Arrays.fill(p, (float) Math.log(0.5 / (V - 1)));
         p[7] = (float) Math.log(0.5);
         Sampler s = Sampler.seeded(M, 4);
         int[] history = {7};
-        int others = 0;
+        java.util.Set<Integer> seen = new java.util.HashSet<>();
         for (int i = 0; i < 400; i++) {
-            if (s.next(p, 0, V, history, 1, false) != 7) {
-                others++;
-            }
+            int id = s.next(p, 0, V, history, 1, false);
+            assertNotEquals(7, id, "the repeated token is masked before the fallback draw");
+            seen.add(id);
         }
-        assertTrue(others > 100 && others < 300, "about half from the full distribution, got " + others);
+        assertTrue(seen.size() > 300, "the fallback draws from the whole remaining distribution, saw " + seen.size());
+        // without the repetition, 7 is what the nucleus gives
+        assertEquals(7, Sampler.greedy(M).next(p, 0, V, new int[0], 0, false));
+    }
+
+    @Test
+    void belowMinLengthOnlyEosIsMaskedAndTheRestIsRenormalised() {
+        // EOS 1/2, 7 1/4, 9 1/8, 11 1/16, 13 1/32: with EOS masked the softmax of the rest gives 7 1/2, 9 1/4,
+        // 11 1/8 (cumulative 0.875 >= top_p 0.8), so the nucleus is {7, 9, 11}; never EOS, never a retry
+        float[] p = logp(M.speechTokenSize(), 7, 9, 11, 13);
+        Sampler s = Sampler.seeded(M, 5);
+        int[] seen = new int[V];
+        for (int i = 0; i < 2000; i++) {
+            seen[s.next(p, 0, V, new int[0], 0, true)]++;
+        }
+        assertEquals(0, seen[M.speechTokenSize()], "EOS is never chosen below min_len");
+        assertEquals(2000, seen[7] + seen[9] + seen[11], "the nucleus of the renormalised rest");
+        assertTrue(seen[7] > seen[9] && seen[9] > seen[11]);
+        // the other stop tokens are not masked (as upstream): a 6562 that dominates is still chosen, and stops
+        float[] q = logp(M.speechTokenSize() + 1, 42);
+        assertEquals(M.speechTokenSize() + 1, Sampler.greedy(M).next(q, 0, V, new int[0], 0, true));
     }
 
     private static int[] draw(Sampler s, float[] p, int n) {

@@ -37,7 +37,7 @@ class SpeakerFeaturesTest {
         float[] wav = io.timbre.audio.WavCodec.decode(Files.readAllBytes(Golden.DIR.resolve("chirp.wav"))).samples();
         try (ModelPack pack = ModelPack.load(Golden.PACK, "cpu");
              TextTokenizer tok = new TextTokenizer(Golden.PACK.resolve("tokenizer.json"));
-             SpeakerFeatures f = new FeatureExtractor(pack, tok).extract(wav, "这是一段提示音。");
+             SpeakerFeatures f = new FeatureExtractor(pack, tok).extract(wav, 16000, "这是一段提示音。");
              SpeakerFeatures back = SpeakerFeatures.fromFeatureFile(f.toFeatureFile(), pack.device);
              PointerScope scope = new PointerScope()) {
             assertArrayEquals(Tensors.toInts(f.promptText()), Tensors.toInts(back.promptText()));
