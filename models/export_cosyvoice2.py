@@ -1,45 +1,36 @@
 #!/usr/bin/env python3
-"""Turn the released CosyVoice2-0.5B weights into a Timbre model pack (format timbre-pack/1, models/README.md).
+"""Turn the released CosyVoice2-0.5B directory into a Timbre model pack (format timbre-pack/2, models/README.md).
 
-    /usr/bin/python3 models/export_cosyvoice2.py MODEL_DIR --out models/cosyvoice2 \\
-        --cosyvoice-repo ~/src/CosyVoice --campplus-ts campplus.ts.pt --tokenizer-ts s3tokenizer_v2.ts.pt
-    /usr/bin/python3 models/export_cosyvoice2.py --self-test      # runs here: every part on tiny modules
+    /usr/bin/python3 models/export_cosyvoice2.py MODEL_DIR --out models/cosyvoice2
+    /usr/bin/python3 models/export_cosyvoice2.py --self-test      # a shrunk release directory, end to end
 
 NEEDS
-  MODEL_DIR         the downloaded CosyVoice2-0.5B directory: cosyvoice2.yaml, llm.pt, flow.pt, hift.pt,
-                    campplus.onnx, speech_tokenizer_v2.onnx, CosyVoice-BlankEN/ (config.json, vocab.json,
-                    merges.txt, tokenizer_config.json).
-  --cosyvoice-repo  a checkout of github.com/FunAudioLLM/CosyVoice with its third_party/Matcha-TTS submodule and
-                    the Python packages it imports (hyperpyyaml, einops, diffusers, transformers, ...): the flow
-                    and the vocoder are built from cosyvoice2.yaml with CosyVoice's own classes.
-  --campplus-ts     CAM++ speaker encoder as TorchScript: forward(fbank float32 [1, T, 80]) -> [1, 192].
-  --tokenizer-ts    S3Tokenizer v2 as TorchScript: forward(log_mel float32 [1, 128, T], mel_len int32 [1]) -> [1, N].
-                    The release ships both as ONNX only, and TorchScript cannot run ONNX. Convert them first,
-                    e.g. with onnx2torch + torch.jit.trace, or by loading the ONNX initializers into a torch
-                    re-implementation (CAM++: 3D-Speaker's CAMPPlus, feat_dim 80, embedding 192; speech tokenizer
-                    v2: the `s3tokenizer` package's S3TokenizerV2 and its quantize(mels, mels_lens)). Check the
-                    result against onnxruntime on real audio before using it; this script cannot do that for you.
-  PyTorch 1.13 + torchaudio (apt-get install -y python3-torch python3-torchaudio); several GB of memory.
+  MODEL_DIR   the downloaded CosyVoice2-0.5B directory, unmodified: cosyvoice2.yaml, llm.pt, flow.pt, hift.pt,
+              campplus.onnx, speech_tokenizer_v2.onnx, CosyVoice-BlankEN/ (config.json, vocab.json, merges.txt,
+              tokenizer_config.json).
+  PyTorch (Debian's 1.13: apt-get install -y python3-torch python3-torchaudio python3-yaml; or 2.x) and PyYAML.
+  No CosyVoice source, no hyperpyyaml, transformers, diffusers or onnxruntime. About 5 GB of memory at full size.
 
 WHAT IT DOES
-  llm.pt       The Qwen2LM state dict (llm.pt: llm.model.model.*, llm_embedding, speech_embedding, llm_decoder) is
-               loaded into timbrepack.nets.SpeechLM, a scriptable Qwen2 (RMSNorm, RoPE, GQA, SwiGLU) with the
-               format's prefill/decode over an explicit KV cache; heads, KV heads and rope_theta come from
-               CosyVoice-BlankEN/config.json. HF's Qwen2ForCausalLM cannot be scripted, and needs no CosyVoice code.
-  flow.pt      FlowAdapter: flow.input_embedding, spk_embed_affine_layer, encoder (scripted, as CosyVoice's own
-               export_jit does), encoder_proj and decoder.estimator (traced, non-streaming, batch 2 like its
-               ONNX export), plus decoder.rand_noise (seed 0); methods encode/estimate/noise.
-  hift.pt      HiFTGenerator with weight norm folded, traced around f0_predictor -> f0_upsamp -> m_source ->
-               decode. Its source is random (SineGen's phases and noise), as in CosyVoice: seed LibTorch's
-               generator for repeatable output.
-  frontend.pt  timbrepack.dsp (Kaldi fbank, Whisper log-mel, 24 kHz mel, resampler) + the two TorchScript files.
-  tokenizer.json  vocab.json + merges.txt with Qwen2's pre-tokenizer split, the added tokens of
-               tokenizer_config.json and CosyVoice2Tokenizer's special tokens (ids assigned as HF's
-               add_special_tokens does).
-  pack.json    timbrepack.build.finish_pack, the same code as build_pack.py; then the pack validator runs.
-  Traced parts are checked against the eager modules at a second length; the export stops if they differ.
-Nothing here was run on the real weights (they cannot be downloaded where this was written); --self-test runs
-every step on the tiny pack's modules with CosyVoice-shaped stand-ins."""
+  cosyvoice2.yaml  read without running it (timbrepack.cosyvoice2.load_config: hyperpyyaml's tags are parsed, not
+               executed); the flow's and HiFT's sizes come from it, and anything that is not CosyVoice 2's
+               configuration (another class, a missing value, a streaming-only or CosyVoice 3 setting) is refused.
+  llm.pt       the Qwen2LM state dict (llm.model.model.*, llm_embedding, speech_embedding, llm_decoder) loaded into
+               timbrepack.nets.SpeechLM (scriptable Qwen2 with the format's prefill/decode); heads, KV heads and
+               rope_theta from CosyVoice-BlankEN/config.json.
+  flow.pt      loaded by key name into timbrepack.cosyvoice2.Flow, this project's scriptable CosyVoice 2 flow
+               (UpsampleConformerEncoder + CausalConditionalDecoder) with the methods encode/estimate/noise.
+  hift.pt      weight norm folded (PyTorch < 2.1 weight_g/weight_v and >= 2.1 parametrizations.weight.original0/1
+               both read; a `generator.` prefix is dropped as CosyVoice does), loaded into timbrepack.cosyvoice2.HiFT.
+               Its source is random, as in CosyVoice: seed LibTorch's generator for repeatable output.
+  campplus.onnx, speech_tokenizer_v2.onnx   checked (inputs and outputs as the release's) and copied as they are;
+               the service runs them with ONNX Runtime.
+  frontend.pt  timbrepack.nets.Frontend: the DSP only (resampler, Kaldi fbank, Whisper log-mel, 24 kHz mel).
+  tokenizer.json  vocab.json + merges.txt with Qwen2's pre-tokenizer split, tokenizer_config.json's added tokens and
+               CosyVoice2Tokenizer's special tokens.
+  pack.json    timbrepack.build.finish_pack, then the pack validator runs every method once.
+Every refusal names the file, the key and what was expected. Checked against CosyVoice's own classes (models/README.md
+§13); --self-test runs the whole export on a shrunk release directory it writes, in both weight-norm forms."""
 import argparse
 import json
 import os
@@ -57,8 +48,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
-from timbrepack import archive, build, nets, sizes, tokenizer, validate  # noqa: E402
-from timbrepack.nets import Frontend  # noqa: E402
+from timbrepack import archive, build, nets, onnxmodels, sizes, tokenizer, validate  # noqa: E402
+from timbrepack import cosyvoice2 as cv  # noqa: E402
 
 MODEL_FILES = ["cosyvoice2.yaml", "llm.pt", "flow.pt", "hift.pt", "campplus.onnx", "speech_tokenizer_v2.onnx",
                "CosyVoice-BlankEN/config.json", "CosyVoice-BlankEN/vocab.json", "CosyVoice-BlankEN/merges.txt"]
@@ -67,8 +58,7 @@ QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[
                r"\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
-class ExportError(Exception):
-    pass
+ExportError = cv.ReleaseError
 
 
 def stop(msg: str) -> None:
@@ -170,158 +160,73 @@ def cosyvoice_llm_state(m: nets.SpeechLM) -> dict:
     return out
 
 
-# ----------------------------------------------------------------------------------------------- flow
-class EstimatorCall(nn.Module):
-    """CausalConditionalDecoder called the non-streaming way, for tracing."""
-
-    def __init__(self, estimator: nn.Module, streaming_arg: bool = True):
-        super().__init__()
-        self.estimator = estimator
-        self.streaming_arg = streaming_arg
-
-    def forward(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor) -> Tensor:
-        if self.streaming_arg:
-            return self.estimator(x, mask, mu, t, spks, cond, streaming=False)
-        return self.estimator(x, mask, mu, t, spks, cond)
+# --------------------------------------------------------------------------------------- flow, hift
+def read_state(path: str) -> dict:
+    try:
+        sd = torch.load(path, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 -- any unreadable file is refused with its name
+        stop(f"{path}: not a PyTorch state dict ({type(e).__name__}: {e})")
+    if not isinstance(sd, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items()):
+        stop(f"{path}: expected a state dict (names -> tensors)")
+    return sd
 
 
-class FlowAdapter(nn.Module):
-    """flow.pt for a real CausalMaskedDiffWithXvec: encode / estimate / noise as in timbrepack.nets.Flow."""
-
-    def __init__(self, input_embedding: nn.Module, spk_embed_affine_layer: nn.Module, encoder: nn.Module,
-                 encoder_proj: nn.Module, estimator: nn.Module, rand_noise: Tensor):
-        super().__init__()
-        self.input_embedding = input_embedding
-        self.spk_embed_affine_layer = spk_embed_affine_layer
-        self.encoder = encoder            # scripted: forward(xs [B, T, D], xs_lens [B]) -> (h [B, 2T, D], masks)
-        self.encoder_proj = encoder_proj
-        self.estimator = estimator        # traced EstimatorCall
-        self.register_buffer("rand_noise", rand_noise.detach().clone().contiguous(), persistent=True)
-
-    @torch.jit.export
-    def encode(self, tokens: Tensor, token_len: Tensor, prompt_feat: Tensor, prompt_feat_len: Tensor,
-               embedding: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        b, t = tokens.shape
-        spks = self.spk_embed_affine_layer(F.normalize(embedding, dim=1))
-        tok_mask = torch.arange(t, device=tokens.device).unsqueeze(0) < token_len.unsqueeze(1)
-        x = self.input_embedding(torch.clamp(tokens, min=0)) * tok_mask.unsqueeze(-1).to(spks.dtype)
-        h, _ = self.encoder(x, token_len)
-        h = self.encoder_proj(h)                                               # [B, 2T, 80]
-        mel_mask = tok_mask.repeat_interleave(2, dim=1)
-        mu = (h * mel_mask.unsqueeze(-1).to(h.dtype)).transpose(1, 2)
-        cond = torch.zeros(b, 2 * t, 80, dtype=h.dtype, device=h.device)
-        for i in range(b):
-            n = int(prompt_feat_len[i])
-            cond[i, :n] = prompt_feat[i, :n]
-        return mu, mel_mask.unsqueeze(1).to(h.dtype), spks, cond.transpose(1, 2)
-
-    @torch.jit.export
-    def estimate(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor) -> Tensor:
-        return self.estimator(x, mask, mu, t, spks, cond)
-
-    @torch.jit.export
-    def noise(self, frames: int) -> Tensor:
-        if frames > self.rand_noise.shape[2]:
-            raise ValueError("more mel frames than the fixed noise buffer holds")
-        return self.rand_noise[:, :, :frames].contiguous()
-
-    def forward(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor) -> Tensor:
-        return self.estimate(x, mask, mu, t, spks, cond)
+def load_flow(model_dir: str, cfg: dict) -> cv.Flow:
+    yaml_path = os.path.join(model_dir, "cosyvoice2.yaml")
+    c = cv.flow_config(cfg, yaml_path)
+    if abs(c["inference_cfg_rate"] - 0.7) > 1e-9:
+        stop(f"{yaml_path}: flow.decoder.cfm_params.content.inference_cfg_rate = {c['inference_cfg_rate']}: the pack "
+             "format carries 0.7")
+    flow = cv.Flow(c, sizes.NOISE_LEN).eval()
+    sd = cv.fold_weight_norm(read_state(os.path.join(model_dir, "flow.pt")), "flow.pt")
+    cv.load_named(flow, sd, "flow.pt")
+    return flow
 
 
+def load_hift(model_dir: str, cfg: dict) -> cv.HiFT:
+    c = cv.hift_config(cfg, os.path.join(model_dir, "cosyvoice2.yaml"))
+    hift = cv.HiFT(c).eval()
+    raw = read_state(os.path.join(model_dir, "hift.pt"))
+    sd = {k[len("generator."):] if k.startswith("generator.") else k: v for k, v in raw.items()}
+    cv.load_named(hift, cv.fold_weight_norm(sd, "hift.pt"), "hift.pt")
+    return hift
 
-def trace_checked(module: nn.Module, example: tuple, second: tuple, what: str, seed: bool = False) -> torch.jit.ScriptModule:
-    """torch.jit.trace, then compare with the eager module on inputs of another length."""
+
+def scripted_checked(module: nn.Module, what: str) -> torch.jit.ScriptModule:
+    """torch.jit.script, then the scripted module must give the eager module's output on a short input."""
+    scripted = torch.jit.script(module)
+    g = torch.Generator().manual_seed(11)
     with torch.no_grad():
-        traced = torch.jit.trace(module, example, check_trace=False)
-        if seed:
-            torch.manual_seed(0)
-        ref = module(*second)
-        if seed:
-            torch.manual_seed(0)
-        got = traced(*second)
-    if ref.shape != got.shape:
-        stop(f"{what}: the trace does not generalise: shape {tuple(got.shape)} instead of {tuple(ref.shape)}")
-    diff = float((ref - got).abs().max())
-    if diff > 1e-4:
-        stop(f"{what}: the trace differs from the eager module by {diff:.3g} at another length")
-    print(f"  {what}: traced; max |traced - eager| at a second length = {diff:.2e}")
-    return traced
-
-
-def flow_adapter(flow: nn.Module, encoder: nn.Module, estimator_streaming_arg: bool = True) -> nn.Module:
-    est = EstimatorCall(flow.decoder.estimator, estimator_streaming_arg).eval()
-    g = torch.Generator().manual_seed(5)
-
-    def inputs(n: int) -> tuple:
-        return (torch.randn(2, 80, n, generator=g), torch.ones(2, 1, n), torch.randn(2, 80, n, generator=g),
-                torch.rand(2, generator=g), torch.randn(2, 80, generator=g), torch.randn(2, 80, n, generator=g))
-    traced = trace_checked(est, inputs(256), inputs(173), "flow estimator")
-    noise = getattr(flow.decoder, "rand_noise", None)
-    if noise is None:
-        noise = torch.randn([1, 80, sizes.NOISE_LEN], generator=torch.Generator().manual_seed(0))
-    enc = encoder if isinstance(encoder, torch.jit.ScriptModule) else torch.jit.script(encoder)
-    return FlowAdapter(flow.input_embedding, flow.spk_embed_affine_layer, enc, flow.encoder_proj, traced, noise).eval()
-
-
-# ---------------------------------------------------------------------------------------------- hift
-class HiftCall(nn.Module):
-    """HiFTGenerator.inference without the streaming cache: mel [1, 80, F] -> waveform [1, F * 480]."""
-
-    def __init__(self, hift: nn.Module):
-        super().__init__()
-        self.hift = hift
-
-    def forward(self, mel: Tensor) -> Tensor:
-        f0 = self.hift.f0_predictor(mel)
-        s = self.hift.f0_upsamp(f0[:, None]).transpose(1, 2)
-        s, _, _ = self.hift.m_source(s)
-        return self.hift.decode(x=mel, s=s.transpose(1, 2))
-
-
-def fold_weight_norm(module: nn.Module) -> None:
-    from torch.nn.utils import parametrize
-    for m in module.modules():
-        if parametrize.is_parametrized(m, "weight"):
-            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
-        elif hasattr(m, "weight_g") and hasattr(m, "weight_v"):
-            torch.nn.utils.remove_weight_norm(m)
-
-
-def hift_traced(call: nn.Module) -> torch.jit.ScriptModule:
-    g = torch.Generator().manual_seed(6)
-    return trace_checked(call.eval(), (torch.randn(1, 80, 64, generator=g),), (torch.randn(1, 80, 41, generator=g),),
-                         "vocoder", seed=True)
-
-
-# ------------------------------------------------------------------------------------------ frontend
-class ExportFrontend(Frontend):
-    """frontend.pt: timbrepack.dsp feature extraction + external TorchScript speaker encoder and speech tokenizer."""
-
-    def __init__(self, speaker: torch.jit.ScriptModule, speech_tokenizer: torch.jit.ScriptModule):
-        nn.Module.__init__(self)
-        from timbrepack import dsp
-        self.fbank = dsp.KaldiFbank()
-        self.whisper = dsp.WhisperLogMel()
-        self.matcha = dsp.MatchaMel()
-        self.speaker = speaker
-        self.tokenizer = speech_tokenizer
-
-    @torch.jit.export
-    def speech_tokens(self, wav16k: Tensor) -> Tensor:
-        mel = self.whisper_log_mel(wav16k)
-        length = torch.full([1], mel.shape[2], dtype=torch.int32, device=mel.device)
-        return self.tokenizer(mel, length).to(torch.int32)
+        if isinstance(module, cv.Flow):
+            toks = torch.randint(0, module.input_embedding.num_embeddings, (2, 13), generator=g)
+            args = (toks, torch.tensor([13, 9]), torch.randn(2, 6, 80, generator=g), torch.tensor([6, 4]),
+                    torch.randn(2, 192, generator=g))
+            a, b = module.encode(*args), scripted.encode(*args)
+            est = (torch.randn(2, 80, 26, generator=g), a[1], a[0], torch.rand(2, generator=g), a[2], a[3])
+            pairs = list(zip(a, b)) + [(module.estimate(*est), scripted.estimate(*est))]
+        else:
+            mel = torch.randn(1, 80, 9, generator=g)
+            torch.manual_seed(3)
+            x = module(mel)
+            torch.manual_seed(3)
+            pairs = [(x, scripted(mel))]
+    for x, y in pairs:
+        if x.shape != y.shape or not bool(torch.isfinite(y).all()) or float((x - y).abs().max()) > 1e-4:
+            stop(f"internal: scripted {what} differs from the eager module")
+    return scripted
 
 
 # ------------------------------------------------------------------------------------------- writer
 def write_pack(out: str, modules: dict, params: dict, name: str, weights: str, llm: nets.SpeechLM,
-               tokenizer_doc: dict, size: str = "cosyvoice2") -> dict:
+               tokenizer_doc: dict, onnx_sources: dict, size: str = "cosyvoice2") -> dict:
     os.makedirs(out, exist_ok=True)
     for key, fname in build.MODULE_FILES.items():
         m = modules[key] if isinstance(modules[key], torch.jit.ScriptModule) else torch.jit.script(modules[key])
         archive.save_script(m, os.path.join(out, fname), os.path.splitext(fname)[0])
-        print(f"  {fname:12s} {params[key]:>13,d} parameters  {os.path.getsize(os.path.join(out, fname)):>13,d} bytes")
+        print(f"  {fname:26s} {params[key]:>13,d} parameters  {os.path.getsize(os.path.join(out, fname)):>13,d} bytes")
+    for role, fname in build.ONNX_FILES.items():
+        shutil.copyfile(onnx_sources[role], os.path.join(out, fname))
+        print(f"  {fname:26s} {'(ONNX, as released)':>24s}  {os.path.getsize(os.path.join(out, fname)):>13,d} bytes")
     llm_cfg = {"layers": llm.layers_n, "dim": llm.text_embedding.weight.shape[1],
                "heads": llm.layers[0].heads, "kv_heads": llm.kv_heads}
     return build.finish_pack(out, name=name, size=size, weights=weights, llm=llm_cfg,
@@ -329,113 +234,219 @@ def write_pack(out: str, modules: dict, params: dict, name: str, weights: str, l
                              params=params)
 
 
-def check_inputs(model_dir: str, repo: str, campplus: str, tok: str) -> None:
-    problems = []
+def check_inputs(model_dir: str) -> dict:
+    """Every file of the release is there, and the two ONNX models have the release's inputs and outputs."""
     if not os.path.isdir(model_dir):
         stop(f"{model_dir}: no such directory (the downloaded CosyVoice2-0.5B)")
-    problems += [f"{model_dir}/{f}: missing" for f in MODEL_FILES if not os.path.isfile(os.path.join(model_dir, f))]
-    if not repo:
-        problems.append("--cosyvoice-repo is required (a CosyVoice checkout with third_party/Matcha-TTS)")
-    elif not os.path.isfile(os.path.join(repo, "cosyvoice", "flow", "flow.py")):
-        problems.append(f"{repo}: not a CosyVoice checkout (no cosyvoice/flow/flow.py)")
-    elif not os.path.isdir(os.path.join(repo, "third_party", "Matcha-TTS", "matcha")):
-        problems.append(f"{repo}/third_party/Matcha-TTS: missing (git submodule update --init)")
-    for opt, path in (("--campplus-ts", campplus), ("--tokenizer-ts", tok)):
-        if not path:
-            problems.append(f"{opt} is required: campplus.onnx / speech_tokenizer_v2.onnx must first be converted "
-                            "to TorchScript (see this script's header)")
-        elif not os.path.isfile(path):
-            problems.append(f"{opt} {path}: no such file")
+    problems = [f"{model_dir}/{f}: missing" for f in MODEL_FILES if not os.path.isfile(os.path.join(model_dir, f))]
     if problems:
         stop("cannot export:\n  " + "\n  ".join(problems))
+    sources = {}
+    for role, fname in build.ONNX_FILES.items():
+        path = os.path.join(model_dir, fname)
+        try:
+            summary = onnxmodels.check_signature(role, path)
+        except (OSError, ValueError) as e:
+            stop(str(e))
+        print(f"  {fname}: {summary}")
+        sources[role] = path
+    return sources
+
+
+def frontend_module() -> nn.Module:
+    """frontend.pt holds only DSP (no weights): built from timbrepack.dsp where torchaudio is installed (it computes
+    the mel banks), otherwise the tiny pack's frontend.pt, checked against the tiny pack's sha256."""
+    from timbrepack import dsp
+    if dsp.kaldi is not None:
+        return nets.Frontend().eval()
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "tiny", build.MODULE_FILES["frontend"])
+    with open(os.path.join(here, "tiny", "pack.json")) as f:
+        want = json.load(f)["files"][build.MODULE_FILES["frontend"]]["sha256"]
+    if archive.sha256(path) != want:
+        stop(f"{path}: sha256 differs from models/tiny/pack.json (torchaudio is missing, so this file is reused)")
+    print("  frontend.pt: torchaudio is not installed; reusing models/tiny/frontend.pt (DSP only, no weights)")
+    return torch.jit.load(path, map_location="cpu")
 
 
 def count(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 
-def export(args) -> None:
-    check_inputs(args.model_dir, args.cosyvoice_repo, args.campplus_ts, args.tokenizer_ts)
-    blank = os.path.join(args.model_dir, "CosyVoice-BlankEN")
+def export(model_dir: str, out: str, name: str, size: str = "cosyvoice2",
+           weights: str = "CosyVoice2-0.5B (FunAudioLLM), converted by export_cosyvoice2.py") -> dict:
+    print("release files")
+    onnx_sources = check_inputs(model_dir)
+    cfg = cv.load_config(os.path.join(model_dir, "cosyvoice2.yaml"))
+    blank = os.path.join(model_dir, "CosyVoice-BlankEN")
     print("tokenizer.json from CosyVoice-BlankEN")
     tok_doc = build_tokenizer(blank)
-    print("llm: llm.pt -> SpeechLM")
     with open(os.path.join(blank, "config.json")) as f:
-        cfg = json.load(f)
-    llm = llm_from_state(torch.load(os.path.join(args.model_dir, "llm.pt"), map_location="cpu"), cfg)
-    print("flow and vocoder: CosyVoice's classes from cosyvoice2.yaml")
-    sys.path[:0] = [args.cosyvoice_repo, os.path.join(args.cosyvoice_repo, "third_party", "Matcha-TTS")]
-    try:
-        from hyperpyyaml import load_hyperpyyaml
-        with open(os.path.join(args.model_dir, "cosyvoice2.yaml")) as f:
-            configs = load_hyperpyyaml(f, overrides={"qwen_pretrain_path": blank})
-    except ImportError as e:
-        stop(f"the CosyVoice checkout's requirements are not installed ({e})")
-    flow, hift = configs["flow"], configs["hift"]
-    flow.load_state_dict(torch.load(os.path.join(args.model_dir, "flow.pt"), map_location="cpu"), strict=True)
-    hsd = torch.load(os.path.join(args.model_dir, "hift.pt"), map_location="cpu")
-    hift.load_state_dict({k.replace("generator.", ""): v for k, v in hsd.items()}, strict=True)
-    flow.eval()
-    hift.eval()
-    fold_weight_norm(hift)
-    flow_m = flow_adapter(flow, flow.encoder)
-    hift_m = hift_traced(HiftCall(hift))
-    print("frontend: timbrepack.dsp + CAM++ + S3Tokenizer v2 (TorchScript)")
-    fe = ExportFrontend(torch.jit.load(args.campplus_ts, map_location="cpu"),
-                        torch.jit.load(args.tokenizer_ts, map_location="cpu")).eval()
-    modules = {"frontend": fe, "llm": llm, "flow": flow_m, "vocoder": hift_m}
-    params = {"frontend": count(fe), "llm": count(llm), "flow": count(flow_m), "vocoder": count(hift)}
-    write_pack(args.out, modules, params, args.name, "CosyVoice2-0.5B (FunAudioLLM), converted by export_cosyvoice2.py",
-               llm, tok_doc)
-    validate.check(args.out)
+        llm_cfg = json.load(f)
+    print("llm.pt -> SpeechLM")
+    llm = llm_from_state(read_state(os.path.join(model_dir, "llm.pt")), llm_cfg)
+    params = {"llm": count(llm)}
+    llm_s = torch.jit.script(llm)
+    print("flow.pt -> timbrepack.cosyvoice2.Flow")
+    flow = load_flow(model_dir, cfg)
+    params["flow"] = count(flow)
+    flow_s = scripted_checked(flow, "flow")
+    del flow
+    print("hift.pt -> timbrepack.cosyvoice2.HiFT")
+    hift = load_hift(model_dir, cfg)
+    params["vocoder"] = count(hift)
+    hift_s = scripted_checked(hift, "vocoder")
+    del hift
+    fe = frontend_module()
+    params["frontend"] = count(fe)
+    print(f"writing {out}")
+    manifest = write_pack(out, {"frontend": fe, "llm": llm_s, "flow": flow_s, "vocoder": hift_s}, params, name,
+                          weights, llm, tok_doc, onnx_sources, size=size)
+    del llm, llm_s, flow_s, hift_s
+    validate.check(out)
+    return manifest
 
 
 # ----------------------------------------------------------------------------------------- self-test
-class _EncoderStandIn(nn.Module):
-    """Stand-in with UpsampleConformerEncoder's call: forward(xs, xs_lens) -> (h [B, 2T, D], masks [B, 1, 2T])."""
+# A cosyvoice2.yaml in the release's form (hyperpyyaml tags, !ref arithmetic, the llm and training entries the
+# exporter must read past) with CosyVoice 2's structure at shrunk sizes. The encoder stays 512 wide: CosyVoice's
+# UpsampleConformerEncoder hard-codes 512 channels in its lookahead and upsampling layers.
+SHRUNK_YAML = """# shrunk CosyVoice 2 configuration (export_cosyvoice2.py --self-test)
+__set_seed1: !apply:random.seed [1986]
+__set_seed3: !apply:torch.manual_seed [1986]
+sample_rate: 24000
+llm_input_size: 64
+llm_output_size: 64
+spk_embed_dim: 192
+qwen_pretrain_path: ''
+token_frame_rate: 25
+token_mel_ratio: 2
+chunk_size: 25
+num_decoding_left_chunks: -1
 
-    def __init__(self, enc: nn.Module):
-        super().__init__()
-        self.enc = enc
+llm: !new:cosyvoice.llm.llm.Qwen2LM
+    llm_input_size: !ref <llm_input_size>
+    llm_output_size: !ref <llm_output_size>
+    speech_token_size: 6561
+    llm: !new:cosyvoice.llm.llm.Qwen2Encoder
+        pretrain_path: !ref <qwen_pretrain_path>
+    sampling: !name:cosyvoice.utils.common.ras_sampling
+        top_p: 0.8
+        top_k: 25
 
-    def forward(self, xs: Tensor, xs_lens: Tensor) -> Tuple[Tensor, Tensor]:
-        mask = torch.arange(xs.shape[1], device=xs.device).unsqueeze(0) < xs_lens.unsqueeze(1)
-        return self.enc(xs, mask), mask.repeat_interleave(2, dim=1).unsqueeze(1)
+flow: !new:cosyvoice.flow.flow.CausalMaskedDiffWithXvec
+    input_size: 512
+    output_size: 80
+    spk_embed_dim: !ref <spk_embed_dim>
+    output_type: 'mel'
+    vocab_size: 6561
+    input_frame_rate: !ref <token_frame_rate>
+    only_mask_loss: True
+    token_mel_ratio: !ref <token_mel_ratio>
+    pre_lookahead_len: 3
+    encoder: !new:cosyvoice.transformer.upsample_encoder.UpsampleConformerEncoder
+        output_size: 512
+        attention_heads: 4
+        linear_units: 64
+        num_blocks: 1
+        dropout_rate: 0.1
+        positional_dropout_rate: 0.1
+        attention_dropout_rate: 0.1
+        normalize_before: True
+        input_layer: 'linear'
+        pos_enc_layer_type: 'rel_pos_espnet'
+        selfattention_layer_type: 'rel_selfattn'
+        input_size: 512
+        use_cnn_module: False
+        macaron_style: False
+        static_chunk_size: !ref <chunk_size>
+    decoder: !new:cosyvoice.flow.flow_matching.CausalConditionalCFM
+        in_channels: 240
+        n_spks: 1
+        spk_emb_dim: 80
+        cfm_params: !new:omegaconf.DictConfig
+            content:
+                sigma_min: 1e-06
+                solver: 'euler'
+                t_scheduler: 'cosine'
+                training_cfg_rate: 0.2
+                inference_cfg_rate: 0.7
+                reg_loss_type: 'l1'
+        estimator: !new:cosyvoice.flow.decoder.CausalConditionalDecoder
+            in_channels: 320
+            out_channels: 80
+            channels: [32]
+            dropout: 0.0
+            attention_head_dim: 16
+            n_blocks: 1
+            num_mid_blocks: 2
+            num_heads: 2
+            act_fn: 'gelu'
+            static_chunk_size: !ref <chunk_size> * <token_mel_ratio>
+            num_decoding_left_chunks: !ref <num_decoding_left_chunks>
+
+hift: !new:cosyvoice.hifigan.generator.HiFTGenerator
+    in_channels: 80
+    base_channels: 32
+    nb_harmonics: 8
+    sampling_rate: !ref <sample_rate>
+    nsf_alpha: 0.1
+    nsf_sigma: 0.003
+    nsf_voiced_threshold: 10
+    upsample_rates: [8, 5, 3]
+    upsample_kernel_sizes: [16, 11, 7]
+    istft_params:
+        n_fft: 16
+        hop_len: 4
+    resblock_kernel_sizes: [3, 7, 11]
+    resblock_dilation_sizes: [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
+    source_resblock_kernel_sizes: [7, 7, 11]
+    source_resblock_dilation_sizes: [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
+    lrelu_slope: 0.1
+    audio_limit: 0.99
+    f0_predictor: !new:cosyvoice.hifigan.f0_predictor.ConvRNNF0Predictor
+        num_class: 1
+        in_channels: 80
+        cond_channels: 16
+
+mel_spec_transform1: !name:matcha.utils.audio.mel_spectrogram
+    n_fft: 1920
+    sampling_rate: !ref <sample_rate>
+hifigan: !new:cosyvoice.hifigan.hifigan.HiFiGan
+    generator: !ref <hift>
+    mel_spec_transform: [
+        !ref <mel_spec_transform1>
+    ]
+"""
+
+# HiFTGenerator's weight-normed convolutions (CosyVoice applies weight_norm to these, not to source_downs)
+_WN = ("f0_predictor.condnet.", "conv_pre.", "ups.", "resblocks.", "source_resblocks.", "conv_post.")
 
 
-class _TokenizerStandIn(nn.Module):
-    def __init__(self, tok: nn.Module):
-        super().__init__()
-        self.tok = tok
+def unfold_weight_norm(sd: dict, old_names: bool) -> dict:
+    """A plain HiFT state dict in the release's weight-norm form: g = |w| over all dims but 0, v = w."""
+    out = {}
+    for k, v in sd.items():
+        if k.endswith(".weight") and k.startswith(_WN) and v.dim() == 3:
+            g = v.flatten(1).norm(dim=1).view(-1, 1, 1)
+            base = k[:-len(".weight")]
+            names = (".weight_g", ".weight_v") if old_names else (".parametrizations.weight.original0",
+                                                                  ".parametrizations.weight.original1")
+            out[base + names[0]], out[base + names[1]] = g, v.clone()
+        else:
+            out[k] = v.clone()
+    return out
 
-    def forward(self, mel: Tensor, mel_len: Tensor) -> Tensor:
-        return self.tok(mel)
 
-
-class _HiftStandIn(nn.Module):
-    """Exposes nets.HiFT through HiFTGenerator's attribute names so HiftCall runs unchanged."""
-
-    class _Source(nn.Module):
-        def __init__(self, h):
-            super().__init__()
-            self.h = h
-
-        def forward(self, s):
-            return s, s, s
-
-    def __init__(self, h: nets.HiFT):
-        super().__init__()
-        self.h = h
-        self.m_source = self._Source(h)
-
-    def f0_predictor(self, mel):
-        return mel                                   # HiftCall only passes it through f0_upsamp and m_source
-
-    def f0_upsamp(self, x):
-        return x[:, 0]
-
-    def decode(self, x, s):
-        return self.h(x)
+def randomize(m: nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "alpha" in n or ("norm" in n and n.endswith("weight")):
+                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
+            else:
+                fan = p[0].numel() if p.dim() >= 2 else p.shape[0]
+                p.copy_(torch.randn(p.shape, generator=g) / max(fan, 1) ** 0.5)
 
 
 def self_test() -> None:
@@ -451,13 +462,27 @@ def self_test() -> None:
 def _same(name: str, a: Tensor, b: Tensor, tol: float = 0.0) -> None:
     diff = float((a.float() - b.float()).abs().max()) if a.shape == b.shape else float("inf")
     if diff > tol:
-        stop(f"self-test: {name} differs from the tiny module ({diff})")
+        stop(f"self-test: {name} differs ({diff})")
     print(f"  ok  {name} (max diff {diff:.1e})")
 
 
+def _refused(what: str, fn, *needles: str) -> None:
+    try:
+        fn()
+    except (ExportError, validate.PackError) as e:
+        msg = str(e)
+        if not all(n in msg for n in needles):
+            stop(f"self-test: {what}: the refusal does not name {needles}: {msg}")
+        print(f"  ok  {what} refused: {msg.splitlines()[0][:150]}")
+        return
+    stop(f"self-test: {what} was accepted")
+
+
 def _self_test(tmp: str) -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
     print("1. tokenizer.json from a synthetic vocab.json / merges.txt / tokenizer_config.json")
-    blank = os.path.join(tmp, "CosyVoice-BlankEN")
+    rel = os.path.join(tmp, "release")
+    blank = os.path.join(rel, "CosyVoice-BlankEN")
     os.makedirs(blank)
     table = tokenizer.bytes_to_unicode()
     vocab = {table[b]: b for b in range(256)}
@@ -483,103 +508,129 @@ def _self_test(tmp: str) -> None:
     print(f"  ok  {len(vocab)} tokens, 4 merges, {len(ids)} added tokens (<|endofprompt|> = {ids['<|endofprompt|>']})")
 
     tiny = build.make_modules("tiny", 20251124)
-    ref = {k: torch.jit.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny", f))
-           for k, f in build.MODULE_FILES.items()}
+    ref = {k: torch.jit.load(os.path.join(here, "tiny", f)) for k, f in build.MODULE_FILES.items()}
     print("2. llm: tiny SpeechLM -> CosyVoice llm.pt key names -> llm_from_state")
     cfg = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
            "intermediate_size": 128, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6}
-    path = os.path.join(tmp, "llm.pt")
-    torch.save(cosyvoice_llm_state(tiny["llm"]), path)
-    llm = llm_from_state(torch.load(path), cfg)
+    with open(os.path.join(blank, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    torch.save(cosyvoice_llm_state(tiny["llm"]), os.path.join(rel, "llm.pt"))
+    llm = llm_from_state(torch.load(os.path.join(rel, "llm.pt")), cfg)
     text, speech = torch.tensor([[5, 6, 7, 8]]), torch.tensor([[100, 200, 300]])
     with torch.no_grad():
         a = llm.prefill(text, torch.tensor([4]), speech, torch.tensor([3]), 12)
         b = ref["llm"].prefill(text, torch.tensor([4]), speech, torch.tensor([3]), 12)
         _same("llm.prefill logp", a[0], b[0])
-        _same("llm.decode logp", llm.decode(torch.tensor([42]), a[1], a[2], a[3]), ref["llm"].decode(torch.tensor([42]), b[1], b[2], b[3]))
-    try:
-        llm_from_state({k: v for k, v in cosyvoice_llm_state(tiny["llm"]).items() if "layers.1.mlp" not in k}, cfg)
-        stop("self-test: a state dict with missing tensors was accepted")
-    except ExportError as e:
-        print(f"  ok  incomplete llm.pt refused: {e}")
+        _same("llm.decode logp", llm.decode(torch.tensor([42]), a[1], a[2], a[3]),
+              ref["llm"].decode(torch.tensor([42]), b[1], b[2], b[3]))
+    _refused("llm.pt without layer 1's MLP",
+             lambda: llm_from_state({k: v for k, v in cosyvoice_llm_state(tiny["llm"]).items() if "layers.1.mlp" not in k}, cfg),
+             "llm.pt", "layers.1.mlp")
 
-    print("3. flow: FlowAdapter around the tiny flow's parts (encoder scripted, estimator traced)")
-    tf = tiny["flow"]
-    holder = nn.Module()
-    holder.input_embedding, holder.spk_embed_affine_layer, holder.encoder_proj = tf.input_embedding, tf.spk_embed_affine_layer, tf.encoder_proj
-    holder.decoder = nn.Module()
-    holder.decoder.estimator = tf.estimator
-    flow_m = torch.jit.script(flow_adapter(holder, _EncoderStandIn(tf.encoder), estimator_streaming_arg=False))
+    print("3. a shrunk release directory: cosyvoice2.yaml, flow.pt, hift.pt (PyTorch >= 2.1 weight-norm names), ONNX")
+    yaml_path = os.path.join(rel, "cosyvoice2.yaml")
+    with open(yaml_path, "w") as f:
+        f.write(SHRUNK_YAML)
+    conf = cv.load_config(yaml_path)
+    flow = cv.Flow(cv.flow_config(conf, yaml_path)).eval()
+    hift = cv.HiFT(cv.hift_config(conf, yaml_path)).eval()
+    randomize(flow, 1)
+    randomize(hift, 2)
+    flow_sd = {k: v.clone() for k, v in flow.state_dict().items() if k != "rand_noise"}
+    torch.save(flow_sd, os.path.join(rel, "flow.pt"))
+    hift_sd = {k: v.clone() for k, v in hift.state_dict().items() if k not in ("stft_window", "m_source.harmonic_mul")}
+    torch.save({"generator." + k: v for k, v in unfold_weight_norm(hift_sd, old_names=False).items()},
+               os.path.join(rel, "hift.pt"))
+    for fname in build.ONNX_FILES.values():
+        shutil.copyfile(os.path.join(here, "tiny", fname), os.path.join(rel, fname))
+
+    print("4. export it (the one command's code path) and compare the pack with the modules the weights came from")
+    out = os.path.join(tmp, "pack")
+    export(rel, out, "selftest", size="selftest", weights="shrunk random weights (self-test)")
+    pflow, phift = torch.jit.load(os.path.join(out, "flow.pt")), torch.jit.load(os.path.join(out, "hift.pt"))
     g = torch.Generator().manual_seed(9)
-    toks, pf, emb = torch.randint(0, 6561, (1, 30), generator=g), torch.randn(1, 20, 80, generator=g), torch.randn(1, 192, generator=g)
+    toks, pf, emb = torch.randint(0, 6561, (2, 30), generator=g), torch.randn(2, 20, 80, generator=g), torch.randn(2, 192, generator=g)
+    lens, plens = torch.tensor([30, 21]), torch.tensor([20, 12])
     with torch.no_grad():
-        a = flow_m.encode(toks, torch.tensor([30]), pf, torch.tensor([20]), emb)
-        b = ref["flow"].encode(toks, torch.tensor([30]), pf, torch.tensor([20]), emb)
+        a, b = flow.encode(toks, lens, pf, plens, emb), pflow.encode(toks, lens, pf, plens, emb)
         for n, x, y in zip(["mu", "mask", "spks", "cond"], a, b):
             _same(f"flow.encode {n}", x, y, 1e-5)
-        args = (torch.cat([flow_m.noise(60)] * 2), torch.cat([a[1]] * 2), torch.cat([a[0], a[0] * 0]), torch.tensor([0.3, 0.3]),
-                torch.cat([a[2], a[2] * 0]), torch.cat([a[3], a[3] * 0]))
-        _same("flow.estimate", flow_m.estimate(*args), ref["flow"].estimate(*args), 1e-5)
-        _same("flow.noise", flow_m.noise(15000), ref["flow"].noise(15000))
+        one = pflow.encode(toks[1:, :21], lens[1:], pf[1:, :12], plens[1:], emb[1:])
+        _same("flow.encode mu of a padded row == the row alone", b[0][1:, :, :42], one[0], 1e-5)
+        est = (torch.randn(2, 80, 60, generator=g), a[1], a[0], torch.rand(2, generator=g), a[2], a[3])
+        _same("flow.estimate", flow.estimate(*est), pflow.estimate(*est), 1e-5)
+        _same("flow.noise", flow.noise(15000), pflow.noise(15000))
+        folded = cv.fold_weight_norm(unfold_weight_norm(hift_sd, old_names=False), "hift.pt")
+        _same("hift weights folded back from (g, v)", torch.cat([folded[k].flatten() for k in sorted(hift_sd)]),
+              torch.cat([hift_sd[k].flatten() for k in sorted(hift_sd)]), 1e-6)
+        cv.load_named(hift, folded, "hift.pt")
+        mel = torch.randn(1, 80, 33, generator=g)
+        torch.manual_seed(4)
+        w_eager = hift(mel)
+        torch.manual_seed(4)
+        w_pack = phift(mel)
+        _same("vocoder (eager with the folded weights vs the pack, same seed)", w_eager, w_pack, 1e-5)
+    manifest = validate.load_manifest(out)
+    for role, fname in build.ONNX_FILES.items():
+        if manifest["frontend"].get(role) != fname or manifest["files"][fname]["sha256"] != archive.sha256(
+                os.path.join(here, "tiny", fname)):
+            stop(f"self-test: {fname} is not carried unchanged with its sha256")
+    print("  ok  campplus.onnx and speech_tokenizer_v2.onnx carried unchanged, with their sha256")
 
-    print("4. vocoder: HiftCall traced (weight norm folded first)")
-    fold_weight_norm(tiny["vocoder"])
-    hift_m = hift_traced(HiftCall(_HiftStandIn(tiny["vocoder"])))
-    mel = torch.randn(1, 80, 33, generator=g)
+    print("5. the same release with PyTorch < 2.1 weight-norm names (weight_g / weight_v)")
+    torch.save(unfold_weight_norm(hift_sd, old_names=True), os.path.join(rel, "hift.pt"))
+    out_old = os.path.join(tmp, "pack-old")
+    export(rel, out_old, "selftest", size="selftest", weights="shrunk random weights (self-test)")
     with torch.no_grad():
-        _same("vocoder.forward", hift_m(mel), ref["vocoder"](mel), 1e-5)
+        torch.manual_seed(4)
+        _same("vocoder, old names vs new names", torch.jit.load(os.path.join(out_old, "hift.pt"))(mel), w_pack)
 
-    print("5. frontend: ExportFrontend with TorchScript stand-ins for CAM++ and S3Tokenizer v2")
-    tfe = tiny["frontend"]
-    spk_path, tok_path = os.path.join(tmp, "campplus.ts.pt"), os.path.join(tmp, "tokenizer.ts.pt")
-    torch.jit.script(tfe.speaker).save(spk_path)
-    torch.jit.script(_TokenizerStandIn(tfe.tokenizer)).save(tok_path)
-    fe = ExportFrontend(torch.jit.load(spk_path), torch.jit.load(tok_path)).eval()
-    fe_m = torch.jit.script(fe)
-    wav = torch.randn(1, 16000 * 3, generator=g) * 0.1
-    with torch.no_grad():
-        for method in ("kaldi_fbank", "speaker_embedding", "whisper_log_mel", "speech_tokens"):
-            _same(f"frontend.{method}", getattr(fe_m, method)(wav), getattr(ref["frontend"], method)(wav), 1e-5)
-        _same("frontend.speech_feat", fe_m.speech_feat(fe_m.resample(wav, 16000, 24000)),
-              ref["frontend"].speech_feat(ref["frontend"].resample(wav, 16000, 24000)), 1e-5)
-
-    print("6. write the pack (archive + build.finish_pack) and run the validator")
-    out = os.path.join(tmp, "pack")
-    params = {"frontend": count(fe), "llm": count(llm), "flow": count(flow_m), "vocoder": count(tiny["vocoder"])}
-    write_pack(out, {"frontend": fe_m, "llm": llm, "flow": flow_m, "vocoder": hift_m}, params, "selftest",
-               "tiny weights through the export path (self-test)", llm, doc, size="selftest")
-    validate.check(out)
-    bad = os.path.join(tmp, "bad")
-    shutil.copytree(out, bad)
-    with open(os.path.join(bad, "pack.json")) as f:
-        manifest = json.load(f)
-    manifest["files"]["llm.pt"]["sha256"] = "0" * 64
-    with open(os.path.join(bad, "pack.json"), "w") as f:
-        json.dump(manifest, f)
-    try:
-        validate.check(bad, log=lambda s: None)
-        stop("self-test: the validator accepted a wrong sha256")
-    except validate.PackError as e:
-        print(f"  ok  validator refuses a tampered pack: {e}")
-
-    print("7. input checks")
-    for argv in ([os.path.join(tmp, "nope")], [blank]):
-        try:
-            check_inputs(argv[0], "", "", "")
-            stop("self-test: check_inputs accepted a bad model directory")
-        except ExportError as e:
-            print("  ok  " + str(e).splitlines()[0] + (f" (+{len(str(e).splitlines()) - 1} lines)" if "\n" in str(e) else ""))
+    print("6. refusals name the file, the key and what was expected")
+    def variant(fname: str, obj) -> None:
+        if fname.endswith(".pt"):
+            torch.save(obj, os.path.join(rel, fname))
+        else:
+            with open(os.path.join(rel, fname), "w" if isinstance(obj, str) else "wb") as f:
+                f.write(obj)
+    bad_out = os.path.join(tmp, "bad")
+    k0 = "encoder.encoders.0.self_attn.linear_pos.weight"
+    variant("flow.pt", {k: v for k, v in flow_sd.items() if k != k0})
+    _refused("flow.pt without a tensor", lambda: export(rel, bad_out, "x"), "flow.pt", k0, "missing", "[512, 512]")
+    variant("flow.pt", {**flow_sd, k0: torch.zeros(512, 256)})
+    _refused("flow.pt with a wrong shape", lambda: export(rel, bad_out, "x"), "flow.pt", k0, "[512, 256]", "[512, 512]")
+    variant("flow.pt", {**flow_sd, "encoder.encoders.1.norm_ff.weight": torch.ones(512)})
+    _refused("flow.pt with a tensor the yaml has no room for", lambda: export(rel, bad_out, "x"), "flow.pt",
+             "encoder.encoders.1.norm_ff.weight", "unexpected")
+    variant("flow.pt", flow_sd)
+    half = unfold_weight_norm(hift_sd, old_names=False)
+    del half["conv_post.parametrizations.weight.original0"]
+    variant("hift.pt", half)
+    _refused("hift.pt with half a weight-norm pair", lambda: export(rel, bad_out, "x"), "hift.pt",
+             "conv_post.parametrizations.weight.original0")
+    variant("hift.pt", unfold_weight_norm(hift_sd, old_names=False))
+    variant("cosyvoice2.yaml", SHRUNK_YAML.replace("            num_mid_blocks: 2\n", ""))
+    _refused("cosyvoice2.yaml without a value", lambda: export(rel, bad_out, "x"), "cosyvoice2.yaml",
+             "flow.decoder.estimator.num_mid_blocks", "missing")
+    variant("cosyvoice2.yaml", SHRUNK_YAML.replace("HiFTGenerator", "CausalHiFTGenerator"))
+    _refused("a CosyVoice 3 vocoder", lambda: export(rel, bad_out, "x"), "cosyvoice2.yaml", "hift",
+             "HiFTGenerator")
+    variant("cosyvoice2.yaml", SHRUNK_YAML)
+    with open(os.path.join(here, "tiny", "campplus.onnx"), "rb") as f:
+        variant("campplus.onnx", f.read()[:4000])
+    _refused("a truncated campplus.onnx", lambda: export(rel, bad_out, "x"), "campplus.onnx")
+    shutil.copyfile(os.path.join(here, "tiny", "speech_tokenizer_v2.onnx"), os.path.join(rel, "campplus.onnx"))
+    _refused("the tokenizer in campplus.onnx's place", lambda: export(rel, bad_out, "x"), "campplus.onnx", "input")
+    os.remove(os.path.join(rel, "campplus.onnx"))
+    _refused("a release without campplus.onnx", lambda: export(rel, bad_out, "x"), "campplus.onnx", "missing")
+    _refused("no release directory", lambda: export(os.path.join(tmp, "nope"), bad_out, "x"), "nope")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model_dir", nargs="?", help="downloaded CosyVoice2-0.5B directory")
+    ap.add_argument("model_dir", nargs="?", help="downloaded CosyVoice2-0.5B directory, unmodified")
     ap.add_argument("--out", help="pack directory to write (its parent must exist)")
     ap.add_argument("--name", default="cosyvoice2", help="pack name (default cosyvoice2)")
-    ap.add_argument("--cosyvoice-repo", help="CosyVoice checkout with third_party/Matcha-TTS")
-    ap.add_argument("--campplus-ts", help="CAM++ as TorchScript (see above)")
-    ap.add_argument("--tokenizer-ts", help="S3Tokenizer v2 as TorchScript (see above)")
-    ap.add_argument("--self-test", action="store_true", help="run every export step on the tiny modules")
+    ap.add_argument("--self-test", action="store_true", help="export a shrunk release directory written here")
     args = ap.parse_args()
     try:
         if args.self_test:
@@ -589,7 +640,7 @@ def main() -> int:
             ap.error("MODEL_DIR and --out are required (or --self-test)")
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
             stop(f"the parent directory of --out does not exist: {os.path.dirname(os.path.abspath(args.out))}")
-        export(args)
+        export(args.model_dir, args.out, args.name)
     except (ExportError, validate.PackError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

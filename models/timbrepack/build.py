@@ -5,7 +5,6 @@ import os
 import time
 
 import torch
-import torchaudio.compliance.kaldi as kaldi
 
 from . import FORMAT_ID, archive, nets, onnxmodels, sizes, tokenizer
 
@@ -41,6 +40,7 @@ def make_modules(size: str, seed: int) -> dict:
 
 def self_check(frontend: torch.jit.ScriptModule) -> float:
     """The scripted Kaldi fbank must match torchaudio's eager kaldi.fbank (which cannot be scripted)."""
+    import torchaudio.compliance.kaldi as kaldi
     gen = torch.Generator().manual_seed(3)
     wav = torch.randn(1, 16000, generator=gen) * 0.1
     ref = kaldi.fbank(wav, num_mel_bins=80, dither=0.0, sample_frequency=16000)

@@ -8,9 +8,13 @@ Every transform here matches what the CosyVoice 2 frontend calls in Python:
   fmin 0, fmax 8000, center=False, reflect padding of (n_fft - hop) / 2).
 """
 import torch
-import torchaudio.compliance.kaldi as kaldi
-import torchaudio.functional as AF
 from torch import Tensor, nn
+
+try:                      # needed to build these modules; a PyTorch without torchaudio can still import nets
+    import torchaudio.compliance.kaldi as kaldi
+    import torchaudio.functional as AF
+except ImportError:       # (export_cosyvoice2.py then reuses the tiny pack's frontend.pt, which has no weights)
+    kaldi = AF = None
 
 
 class KaldiFbank(nn.Module):
