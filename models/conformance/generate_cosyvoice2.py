@@ -811,12 +811,16 @@ def upstream_notes():
                      'nucleus_sampling sorts softmax(logp) descending (stable), keeps tokens while cum_prob < top_p '
                      'and count < top_k, draws one with multinomial; if that id occurs >= win_size*tau_r (=1) times '
                      'in the last win_size decoded tokens, it sets weighted_scores[id] = -inf and draws '
-                     'random_sampling = softmax(weighted_scores).multinomial over the full vocabulary.'),
+                     'random_sampling = softmax(weighted_scores).multinomial over the rest of the vocabulary. '
+                     'The -inf line came with commit f2ddcbe (2026-02-04, "fix ras"); before it the fallback drew '
+                     'from the full distribution, the repeated id included.'),
         'min_max_len': ('cosyvoice/llm/llm.py Qwen2LM.inference: min_len = int(text_len * 2), max_len = int(text_len * 20), '
                         'text_len = tokens of the target text only (prompt text excluded). inference_wrapper loops '
                         'i in range(max_len); sampling_ids(ignore_eos = i < min_len) sets logp[6561] = -inf only '
                         '(6562, 6563 stay allowed); any id in stop_token_ids = [6561, 6562, 6563] ends decoding '
-                        'without being emitted, also below min_len.'),
+                        'without being emitted, also below min_len. Since commit 0e62489 (2026-02-11, "simply code"); '
+                        'before it sampling_ids re-drew up to 100 times while the id was >= 6561 (any stop token) '
+                        'and raised RuntimeError after max_trials.'),
         'stop_tokens': [6561, 6562, 6563],
         'llm_input': ('[llm_embedding[0] (sos), embed_tokens(prompt_text ++ text), llm_embedding[1] (task_id), '
                       'speech_embedding(prompt speech tokens)]; the speaker embedding is not used by Qwen2LM.'),
@@ -825,7 +829,8 @@ def upstream_notes():
                             'torchaudio.load(backend=soundfile), channel mean, torchaudio Resample(orig -> target) when '
                             'the rate differs (asserts orig >= 16000). speech tokens: 16 kHz -> whisper.log_mel_spectrogram(n_mels=128) '
                             '-> speech_tokenizer_v2.onnx; embedding: 16 kHz -> kaldi.fbank(80 bins, dither 0) minus its mean '
-                            '-> campplus.onnx; prompt_speech_feat: original rate resampled STRAIGHT to 24 kHz -> matcha mel '
+                            '-> campplus.onnx (file path input since commit 622a3a1, 2025-12-08, "use wav file rather than tensor"); '
+                            'prompt_speech_feat: original rate resampled STRAIGHT to 24 kHz -> matcha mel '
                             '(n_fft 1920, hop 480, win 1920, fmin 0, fmax 8000, center False). Then token_len = '
                             'min(feat_frames // 2, n_tokens); feat cut to 2*token_len frames, tokens to token_len.'),
         'prompt_text': ('CosyVoice.inference_zero_shot normalizes prompt_text with text_normalize(split=False) before '
