@@ -699,7 +699,16 @@ def compute_expected():
     out = {'format': 'timbre-conformance/1', 'model': 'cosyvoice2', 'prompts': [], 'cases': []}
 
     # Greedy decoding in place of the yaml's ras_sampling (see docstring).
-    model.llm.sampling = lambda weighted_scores, decoded_tokens, sampling: int(weighted_scores.argmax())
+    # Each step's margin (top-1 minus top-2 of the masked logp) is recorded: it tells how far a
+    # re-implementation's logits may drift before a greedy token flips.
+    margins = []
+
+    def greedy(weighted_scores, decoded_tokens, sampling):
+        top2 = torch.topk(weighted_scores, 2)
+        margins.append(float(top2.values[0] - top2.values[1]))
+        return int(weighted_scores.argmax())
+
+    model.llm.sampling = greedy
 
     # 1. Frontend features of each prompt, as add_zero_shot_spk stores them in spk2info.
     for pid, wav, ptext in PROMPT_CASES:
@@ -749,6 +758,7 @@ def compute_expected():
         norm_prompt = fe.text_normalize(ptext, split=False, text_frontend=True)
         assert len(norm_text) == 1, f'{cid}: expected one segment, got {norm_text}'
         captured.clear()
+        margins.clear()
         t1 = time.time()
         outputs = list(cosy.inference_zero_shot(text, ptext, wav_path, stream=False, speed=1.0, text_frontend=True))
         dt = time.time() - t1
@@ -771,6 +781,7 @@ def compute_expected():
             'mel': captured['mel'].float().contiguous(),
             'wav': captured['wav'].float().contiguous(),
             'hift_source': captured['source'].float().contiguous(),
+            'greedy_margin': torch.tensor(margins, dtype=torch.float32),
         }
         fname = f'case_{cid}.pt'
         torch.save(tensors, os.path.join(EXPECTED, fname))
@@ -782,6 +793,7 @@ def compute_expected():
             'text_ids': text_ids[0].tolist(), 'prompt_text_ids': mi['prompt_text'][0].tolist(),
             'speech_tokens': tokens[0].tolist(),
             'min_len': min_len, 'max_len': max_len, 'ended_by': stop,
+            'greedy_margin_min': min(margins), 'greedy_steps': len(margins),
             'fixture': fname, 'seconds': round(dt, 2),
             'tensors': {k: {'shape': shape(v), 'dtype': str(v.dtype).replace('torch.', '')} for k, v in tensors.items()},
             'wav_stats': {'max_abs': float(captured['wav'].abs().max()), 'rms': float(captured['wav'].pow(2).mean().sqrt())},
