@@ -858,6 +858,16 @@ def upstream_notes():
     }
 
 
+def torchaudio_version():
+    import re
+    try:
+        with open(os.path.join(os.environ['TORCHAUDIO_SRC'], 'version.py')) as f:
+            m = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", f.read())
+        return m.group(1) if m else 'unknown'
+    except OSError:
+        return 'unknown'
+
+
 def git_log(var, path, n=6):
     out = _git(var, 'log', f'-{n}', '--format=%h %ad %s', '--date=short', 'HEAD', '--', path)
     return out.splitlines() if out else []
@@ -895,7 +905,7 @@ def main():
             'whisper_commit': git_head('WHISPER_SRC'),
             'diffusers_commit': git_head('DIFFUSERS_SRC'),
             'hyperpyyaml_commit': git_head('HYPERPYYAML_SRC'),
-            'torchaudio_python_from': os.path.basename(os.path.dirname(os.environ['TORCHAUDIO_SRC'].rstrip('/'))),
+            'torchaudio_python_version': torchaudio_version(),
             'versions': {m: _md.version(m) for m in ['torch', 'transformers', 'tokenizers', 'onnxruntime', 'onnx',
                                                       'numpy', 'librosa', 'scipy', 'soundfile']},
             'behaviours': upstream_notes(),
