@@ -2,6 +2,7 @@
 folder, stored entries, fixed dates and 64-byte aligned data like PyTorch's own writer."""
 import hashlib
 import io
+import os
 import zipfile
 
 import torch
@@ -36,10 +37,21 @@ def normalise_zip(raw: bytes, top: str) -> bytes:
 
 
 def save_script(module: torch.jit.ScriptModule, path: str, top: str) -> None:
-    buf = io.BytesIO()
-    torch.jit.save(module, buf)
-    with open(path, "wb") as f:
-        f.write(normalise_zip(buf.getvalue(), top))
+    """torch.jit.save to a file beside `path`, then rewritten entry by entry into `path` (same bytes as
+    normalise_zip): a 2 GB LLM is never held in memory twice over (export_cosyvoice2.py must fit in 8 GB)."""
+    raw = path + ".raw"
+    try:
+        torch.jit.save(module, raw)
+        with zipfile.ZipFile(raw) as src, open(path, "wb") as f:
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as dst:
+                for entry in src.infolist():
+                    if entry.filename.endswith(".debug_pkl"):
+                        continue
+                    rest = entry.filename.split("/", 1)[1]
+                    dst.writestr(_aligned_info(f"{top}/{rest}", f.tell()), src.read(entry))
+    finally:
+        if os.path.exists(raw):
+            os.remove(raw)
 
 
 def save_tensors(obj, path: str, top: str) -> None:
