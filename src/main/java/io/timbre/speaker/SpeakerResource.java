@@ -90,6 +90,9 @@ public class SpeakerResource {
     @Operation(summary = "Import a CosyVoice spk2info.pt (speaker id -> spk2info entry): one speaker per entry")
     public Response importSpk2info(@RestForm("file") FileUpload file) {
         long owner = user.requireUserId();
+        if (file != null && file.size() > speakers.importBytesLimit()) {   // refused before it is read into memory
+            throw SpeakerService.importTooLarge(file.size(), speakers.importBytesLimit());
+        }
         List<SpeakerResponse> created = speakers.importSpk2info(owner, bytes(file, "file",
                 "Attach a CosyVoice spk2info.pt as the 'file' part.")).stream().map(SpeakerResponse::of).toList();
         return Response.status(201).entity(created).build();

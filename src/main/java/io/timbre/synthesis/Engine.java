@@ -7,6 +7,7 @@ import io.quarkus.runtime.StartupEvent;
 import io.timbre.config.TimbreConfig;
 import io.timbre.engine.DeviceMemory;
 import io.timbre.engine.FeatureExtractor;
+import io.timbre.engine.FeatureSchema;
 import io.timbre.engine.ModelPack;
 import io.timbre.engine.SpeakerFeatures;
 import io.timbre.engine.Synthesizer;
@@ -34,6 +35,7 @@ public class Engine {
     private FeatureExtractor extractor;
     private Synthesizer synthesizer;
     private volatile String failure;
+    private FeatureSchema schema;
 
     Engine(TimbreConfig config, MeterRegistry registry) {
         this.config = config;
@@ -49,6 +51,7 @@ public class Engine {
             }
             tokenizer = new TextTokenizer(dir.resolve(p.manifest.moduleFiles().get("tokenizer")));
             extractor = new FeatureExtractor(p, tokenizer);
+            schema = FeatureSchema.of(p);
             DeviceMemory memory = DeviceMemory.forDevice(p.device, config.engine().memoryPolicy(), config.engine().memoryWatermark());
             TimbreConfig.Engine e = config.engine();
             synthesizer = new Synthesizer(p, tokenizer, new Synthesizer.Settings(e.batching(), Math.max(1, e.maxBatch()),
@@ -119,9 +122,15 @@ public class Engine {
         return tokenizer;
     }
 
-    /** Reads a feature file onto the engine's device. */
+    /** Reads a feature file onto the engine's device (restricted reader, checked against the pack's schema). */
     public SpeakerFeatures readFeatures(byte[] file) {
-        return SpeakerFeatures.fromFeatureFile(file, require().device);
+        return SpeakerFeatures.fromFeatureFile(file, featureSchema(), require().device);
+    }
+
+    /** What speaker features may hold for the loaded pack. */
+    public FeatureSchema featureSchema() {
+        require();
+        return schema;
     }
 
     private ModelPack require() {
