@@ -114,12 +114,19 @@ public final class SpeakerFeatures implements AutoCloseable {
 
     /**
      * Reads and validates a CosyVoice spk2info.pt (speaker id -> entry) without running native code; at most
-     * {@code maxEntries} entries (checked before any entry is copied).
+     * {@code maxEntries} entries (checked before any entry is copied). A single entry's file (what the feature
+     * export gives) is accepted too, as one speaker named {@code singleName}.
      */
-    public static Map<String, Data> readSpk2info(byte[] file, FeatureSchema schema, TorchSave.Limits limits, int maxEntries) {
+    public static Map<String, Data> readSpk2info(byte[] file, FeatureSchema schema, TorchSave.Limits limits, int maxEntries,
+                                                 String singleName) {
         Object root = TorchSave.read(file, limits);
         if (!(root instanceof Map<?, ?> d)) {
             throw new FeatureFileException("spk2info.pt must hold a dict: speaker id -> dict of feature tensors");
+        }
+        if (d.get("prompt_text") instanceof TorchSave.TensorRef) {
+            Map<String, Data> one = new LinkedHashMap<>();
+            one.put(singleName, Data.validate(d, schema, new Aliasing(), ""));
+            return one;
         }
         if (d.size() > maxEntries) {
             throw new FeatureFileException("spk2info.pt holds " + d.size() + " speakers; one import may hold at most "

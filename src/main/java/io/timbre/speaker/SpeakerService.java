@@ -303,9 +303,10 @@ public class SpeakerService {
 
     /**
      * Creates one speaker per entry of a CosyVoice spk2info.pt; all or nothing. The file is read by the restricted
-     * reader and every entry checked against the pack's schema before any tensor, file or row exists.
+     * reader and every entry checked against the pack's schema before any tensor, file or row exists. A single
+     * entry's file (the feature export) becomes one speaker named {@code singleName}.
      */
-    public List<Speaker> importSpk2info(long ownerId, byte[] data) {
+    public List<Speaker> importSpk2info(long ownerId, byte[] data, String singleName) {
         if (data == null || data.length == 0) {
             throw ApiProblem.unprocessable("file-missing", "File missing", "Attach a CosyVoice spk2info.pt as the 'file' part.");
         }
@@ -315,7 +316,7 @@ public class SpeakerService {
         Map<String, SpeakerFeatures.Data> parsed;
         try {
             parsed = SpeakerFeatures.readSpk2info(data, engine.featureSchema(), TorchSave.Limits.of(limits.importBytes()),
-                    limits.importEntries());
+                    limits.importEntries(), singleName == null ? "imported" : singleName);
         } catch (FeatureFileException e) {
             if (e.tooLarge()) {
                 throw new ApiProblem(413, "spk2info-too-large", "spk2info.pt too large", e.getMessage());

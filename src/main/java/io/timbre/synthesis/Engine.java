@@ -64,6 +64,10 @@ public class Engine {
                     .description("sequences summed over decode steps (divide by steps for the mean batch)").register(registry);
             Gauge.builder("timbre.scheduler.cancelled", s, x -> x.stats().cancelled()).description("requests cancelled").register(registry);
             Gauge.builder("timbre.scheduler.refused", s, x -> x.stats().refused()).description("requests refused as busy").register(registry);
+            Gauge.builder("timbre.scheduler.isolated.failures", s, x -> x.stats().isolatedFailures())
+                    .description("segments whose LLM prefill failed and that failed alone (their batch-mates went on)").register(registry);
+            Gauge.builder("timbre.flow.steps", s, x -> x.stats().flowSteps()).description("flow Euler steps run").register(registry);
+            Gauge.builder("timbre.vocoder.calls", s, x -> x.stats().vocoderCalls()).description("vocoder calls run").register(registry);
             pack = p;
             Gauge.builder("timbre.device.memory.allocated", memory, m -> m.stats().allocated()).baseUnit("bytes").register(registry);
             Gauge.builder("timbre.device.memory.reserved", memory, m -> m.stats().reserved()).baseUnit("bytes").register(registry);

@@ -20,7 +20,7 @@ class SpeakerFeaturesTest {
 
     static Map<String, SpeakerFeatures> readGolden() throws java.io.IOException {
         Map<String, SpeakerFeatures> out = new java.util.LinkedHashMap<>();
-        SpeakerFeatures.readSpk2info(Files.readAllBytes(Golden.DIR.resolve("spk2info.pt")), TINY, TorchSave.Limits.of(1 << 24), 100)
+        SpeakerFeatures.readSpk2info(Files.readAllBytes(Golden.DIR.resolve("spk2info.pt")), TINY, TorchSave.Limits.of(1 << 24), 100, "x")
                 .forEach((k, v) -> out.put(k, v.toFeatures(new Device("cpu"))));
         return out;
     }
