@@ -20,7 +20,6 @@ import java.util.Map;
 import java.util.regex.Pattern;
 import java.util.zip.CRC32;
 import java.util.zip.ZipEntry;
-import java.util.zip.ZipException;
 import java.util.zip.ZipInputStream;
 import java.util.zip.ZipOutputStream;
 
@@ -102,6 +101,11 @@ public final class TorchSave {
          * one, so a zero or overlapping stride cannot make a few bytes look like many elements.
          */
         public String layoutProblem() {
+            long held = storage.data().capacity() / storage.dtype().size;
+            if (storage.numel() < 0 || storage.numel() != held || storage.data().capacity() % storage.dtype().size != 0) {
+                return "has a storage that claims " + storage.numel() + " " + storage.dtype().name().toLowerCase()
+                        + " elements but holds " + storage.data().capacity() + " bytes";
+            }
             long n = numel();
             if (n < 0) {
                 return "shape " + Arrays.toString(shape) + " overflows";
@@ -234,10 +238,8 @@ public final class TorchSave {
                 }
                 out.put(name, data.toByteArray());
             }
-        } catch (ZipException | java.io.EOFException e) {
+        } catch (IOException | IllegalArgumentException e) {   // in memory: every I/O error is the file's
             throw new FeatureFileException("not a readable torch.save file (zip): " + e.getMessage());
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
         }
         if (out.isEmpty()) {
             throw new FeatureFileException("not a readable torch.save file: no zip records");
@@ -499,10 +501,6 @@ public final class TorchSave {
             byte[] data = records.get(prefix + "data/" + key);
             if (data == null) {
                 throw bad("storage " + key + " has no record " + prefix + "data/" + key);
-            }
-            if (numel < 0 || numel > data.length / g.dtype().size || numel * g.dtype().size != data.length) {
-                throw bad("storage " + key + " claims " + numel + " " + g.dtype().name().toLowerCase()
-                        + " elements but its record holds " + data.length + " bytes");
             }
             Storage s = new Storage(key, g.dtype(), location, numel, ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN));
             storages.put(key, s);
