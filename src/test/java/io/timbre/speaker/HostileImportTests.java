@@ -1,7 +1,6 @@
 package io.timbre.speaker;
 
 import io.quarkus.test.junit.QuarkusTest;
-import io.restassured.response.Response;
 import io.timbre.account.TestUsers;
 import io.timbre.engine.SpeakerFeatures;
 import io.timbre.engine.TorchSave;
@@ -17,15 +16,12 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipOutputStream;
 
 import static io.restassured.RestAssured.given;
-import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.hasSize;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -44,8 +40,7 @@ class HostileImportTests {
 
     static SpeakerFeatures.Data tone;
     static SpeakerFeatures.Data chirp;
-    static String victimKey;
-    static String victimSpeaker;
+    static Refusals refusals;
 
     @BeforeEach
     void setUp() throws Exception {
@@ -54,8 +49,9 @@ class HostileImportTests {
                     engine.featureSchema(), TorchSave.Limits.of(1 << 24), 100, "x");
             tone = golden.get("tone");
             chirp = golden.get("chirp");
-            victimKey = TestUsers.createUser(TestUsers.uniqueName("victim"));
-            victimSpeaker = TestUsers.registerSpeaker(victimKey, "victim");
+        }
+        if (refusals == null) {
+            refusals = new Refusals(store);
         }
     }
 
@@ -273,36 +269,10 @@ class HostileImportTests {
         return CraftedPickles.file(spk2infoMap(id, entry));
     }
 
-    /**
-     * Imports {@code file} as a fresh user while the victim synthesizes: the import gets {@code status} with a
-     * problem of type {@code slug} whose detail contains every part; no row or file appears; the victim's audio comes.
-     */
+    /** Imports {@code file} as a fresh user while another synthesizes; see {@link Refusals}. */
     void refused(byte[] file, int status, String slug, String... detail) {
         String key = TestUsers.createUser(TestUsers.uniqueName("attacker"));
-        long files = featureFiles();
-        CompletableFuture<Response> victim = CompletableFuture.supplyAsync(() ->
-                SpeakerFlowTests.tts(victimKey, "{\"text\":\"Hi.\",\"speakerId\":\"" + victimSpeaker + "\"}"));
-        var r = given().auth().oauth2(key).multiPart("file", "spk2info.pt", file, "application/octet-stream")
-                .post("/v1/speakers/import").then().statusCode(status).contentType("application/problem+json")
-                .body("type", equalTo("urn:timbre:problem:" + slug)).body("status", equalTo(status));
-        for (String part : detail) {
-            r.body("detail", containsString(part));
-        }
-        given().auth().oauth2(key).get("/v1/speakers").then().statusCode(200).body("$", hasSize(0));
-        assertEquals(files, featureFiles(), "no feature file was written");
-        SpeakerFlowTests.checkWav(victim.join());
-    }
-
-    private long featureFiles() {
-        Path dir = store.file("x").getParent();
-        if (!Files.isDirectory(dir)) {
-            return 0;
-        }
-        try (var s = Files.list(dir)) {
-            return s.count();
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e);
-        }
+        refusals.refused(key, () -> Refusals.importFile(key, file), status, slug, detail);
     }
 
     static long rssKb() {
