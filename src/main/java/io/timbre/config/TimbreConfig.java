@@ -34,6 +34,27 @@ public interface TimbreConfig {
 
     Engine engine();
 
+    Limits limits();
+
+    /** Per-import and per-user bounds on speakers (a refusal names the limit it hit). */
+    interface Limits {
+        /** Largest spk2info.pt accepted by an import, in bytes (413 above). */
+        @WithDefault("16777216")
+        long importBytes();
+
+        /** Most speakers in one spk2info.pt (413 above). */
+        @WithDefault("100")
+        int importEntries();
+
+        /** Most speakers one user may have (409 above). */
+        @WithDefault("500")
+        int speakersPerUser();
+
+        /** Most feature-file bytes one user's speakers may hold on disk (409 above). */
+        @WithDefault("268435456")
+        long featureBytesPerUser();
+    }
+
     /** Inference settings. */
     interface Engine {
         /** LibTorch intra-op threads; 0 keeps LibTorch's default (the number of cores). */

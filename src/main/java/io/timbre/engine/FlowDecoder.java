@@ -32,6 +32,16 @@ public final class FlowDecoder {
 
     /** @return the new part's mel, [1, 80, 2 * tokens.length] */
     public Tensor decode(SpeakerFeatures spk, int[] tokens) {
+        return decode(spk, tokens, () -> false, step -> { });
+    }
+
+    /**
+     * Like {@link #decode(SpeakerFeatures, int[])}, but asks {@code cancelled} before every Euler step and stops
+     * with {@link SynthesisJob.CancelledException} once it says yes (a client that left stops costing the flow);
+     * {@code afterStep} hears each completed step (1-based).
+     */
+    public Tensor decode(SpeakerFeatures spk, int[] tokens, java.util.function.BooleanSupplier cancelled,
+                         java.util.function.IntConsumer afterStep) {
         var dev = pack.device;
         long count = (long) spk.tokenLength() + tokens.length;
         long frames = 2L * count;
@@ -63,6 +73,9 @@ public final class FlowDecoder {
         float t = tSpan[0];
         float dt = tSpan[1] - tSpan[0];
         for (int step = 1; step < tSpan.length; step++) {
+            if (cancelled.getAsBoolean()) {
+                throw new SynthesisJob.CancelledException();
+            }
             Tensor tIn = Tensors.on(Tensors.floats(new float[]{t, t}, 2), dev);
             Tensor v = Tensors.tensor(Tensors.call(pack.estimate, Tensors.cat(0, x, x), maskIn, muIn, tIn, spksIn, condIn));
             Tensor guided = v.narrow(0, 0, 1).mul(condWeight).sub(v.narrow(0, 1, 1).mul(uncondWeight));
@@ -71,6 +84,7 @@ public final class FlowDecoder {
             if (step < tSpan.length - 1) {
                 dt = tSpan[step + 1] - t;
             }
+            afterStep.accept(step);
         }
         return x.narrow(2, spk.featFrames(), frames - spk.featFrames()).contiguous();
     }

@@ -66,8 +66,12 @@ public final class Synthesizer implements AutoCloseable {
         }
     }
 
-    /** Decode steps run, rows summed over them, the largest batch, cancelled and refused requests, live rows. */
-    public record Stats(long steps, long rowSteps, int largestBatch, long cancelled, long refused, int rows, int queued) {
+    /**
+     * Decode steps run, rows summed over them, the largest batch, cancelled and refused requests, live rows,
+     * queued requests; flow Euler steps and vocoder calls run; rows failed alone (their batch-mates went on).
+     */
+    public record Stats(long steps, long rowSteps, int largestBatch, long cancelled, long refused, int rows, int queued,
+                        long flowSteps, long vocoderCalls, long isolatedFailures) {
     }
 
     /** The queue is full, or a request waited too long to start; retry after {@code retryAfterSeconds}. */
@@ -100,6 +104,11 @@ public final class Synthesizer implements AutoCloseable {
     private final AtomicLong rowSteps = new AtomicLong();
     private final AtomicLong cancelledJobs = new AtomicLong();
     private final AtomicLong refused = new AtomicLong();
+    private final AtomicLong flowSteps = new AtomicLong();
+    private final AtomicLong vocoderCalls = new AtomicLong();
+    private final AtomicLong isolatedFailures = new AtomicLong();
+    /** Test hook: hears every Euler step a segment's flow completes (job, step). */
+    volatile java.util.function.BiConsumer<SynthesisJob, Integer> flowStepHook = (job, step) -> { };
     private volatile int largest;
     private volatile double recentSeconds = 1;                     // moving average of request time, for Retry-After
 
@@ -150,7 +159,8 @@ public final class Synthesizer implements AutoCloseable {
     public Stats stats() {
         lock.lock();
         try {
-            return new Stats(steps.get(), rowSteps.get(), largest, cancelledJobs.get(), refused.get(), rows, waiting.size());
+            return new Stats(steps.get(), rowSteps.get(), largest, cancelledJobs.get(), refused.get(), rows, waiting.size(),
+                    flowSteps.get(), vocoderCalls.get(), isolatedFailures.get());
         } finally {
             lock.unlock();
         }
@@ -185,11 +195,23 @@ public final class Synthesizer implements AutoCloseable {
      * @throws Busy when the queue is full
      */
     public SynthesisJob submit(SpeakerFeatures spk, List<String> segments, Options options) {
+        return submit(spk, segments, options, true);
+    }
+
+    /** {@code checkIds} false lets a test give the LLM a row that fails (ids outside its vocabulary). */
+    SynthesisJob submit(SpeakerFeatures spk, List<String> segments, Options options, boolean checkIds) {
         long[] promptText;
         long[] promptSpeech;
         try (PointerScope scope = new PointerScope()) {   // the copies' temporary handles are freed here, not by the GC
             promptText = Tensors.toLongs(spk.promptText());
             promptSpeech = Tensors.toLongs(spk.speechTokens());
+        }
+        if (checkIds) {   // features are validated where they enter; this keeps a bad id off the device all the same
+            for (long id : promptSpeech) {
+                if (id < 0 || id >= pack.manifest.speechTokenSize()) {
+                    throw new IllegalArgumentException("the speaker's speech token " + id + " is outside the pack's vocabulary");
+                }
+            }
         }
         int maxTokens = pack.manifest.noiseFrames() / 2 - spk.tokenLength();
         List<SpeechLm.Input> inputs = new ArrayList<>();
@@ -224,6 +246,16 @@ public final class Synthesizer implements AutoCloseable {
 
     private int retryAfter() {
         return (int) Math.max(1, Math.min(60, Math.ceil(recentSeconds)));
+    }
+
+    /** Test hook: runs {@code r} while the scheduler cannot admit, so requests submitted inside it join together. */
+    void whileHoldingAdmission(Runnable r) {
+        lock.lock();
+        try {
+            r.run();
+        } finally {
+            lock.unlock();
+        }
     }
 
     void wake() {
@@ -275,7 +307,7 @@ public final class Synthesizer implements AutoCloseable {
                     lock.unlock();
                 }
                 try {
-                    batch.join(fresh);
+                    joinIsolated(batch, fresh);
                     if (batch.isEmpty()) {
                         continue;
                     }
@@ -286,8 +318,10 @@ public final class Synthesizer implements AutoCloseable {
                     largest = Math.max(largest, size);
                     rows = batch.size();
                 } catch (RuntimeException e) {
-                    LOG.errorf(e, "LLM step failed; failing the %d rows in the batch", batch.size() + fresh.size());
-                    failAll(batch, fresh, e);
+                    // a decode step only sees ids the sampler chose, so no row's input can make it fail; what
+                    // fails here is the engine itself, and every row's state is suspect
+                    LOG.errorf(e, "LLM step failed; failing the %d rows in the batch", batch.size());
+                    failAll(batch, List.of(), e);
                     batch.close();
                     batch = lm.new Batch();
                     rows = 0;
@@ -302,6 +336,46 @@ public final class Synthesizer implements AutoCloseable {
     }
 
     private record Segment(SynthesisJob job, int index) {
+    }
+
+    /**
+     * Prefills the new rows together; if that fails, once more one by one, so a row whose input the LLM refuses
+     * fails alone (its request gets its own error) and the others join. A failed prefill leaves the batch as it was.
+     */
+    private void joinIsolated(SpeechLm.Batch batch, List<SpeechLm.Row> fresh) {
+        try {
+            batch.join(fresh);
+            return;
+        } catch (RuntimeException e) {
+            if (fresh.size() == 1) {
+                failRow(fresh.get(0), e);
+                return;
+            }
+        }
+        for (SpeechLm.Row r : fresh) {
+            try {
+                batch.join(List.of(r));
+            } catch (RuntimeException e) {
+                failRow(r, e);
+            }
+        }
+    }
+
+    private void failRow(SpeechLm.Row row, RuntimeException e) {
+        Segment s = (Segment) row.owner;
+        isolatedFailures.incrementAndGet();
+        LOG.warnf("a segment's LLM prefill failed; its request fails alone: %s", lastLine(e.getMessage()));
+        s.job().fail(new IllegalStateException("the speech model could not start this request (its speaker features or text are not usable)", e));
+        s.job().settle(s.index());
+    }
+
+    /** TorchScript puts the error itself on the last line of its traceback. */
+    private static String lastLine(String s) {
+        if (s == null) {
+            return "unknown error";
+        }
+        String t = s.strip();
+        return t.substring(t.lastIndexOf('\n') + 1);
     }
 
     private boolean dropIfCancelled(SpeechLm.Row row) {
@@ -411,10 +485,20 @@ public final class Synthesizer implements AutoCloseable {
                 }
                 try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
                     long a = System.nanoTime();
-                    Tensor mel = stretch(flow.decode(job.features, tokens), job.speed);
+                    Tensor mel = stretch(flow.decode(job.features, tokens, job::cancelled, step -> {
+                        flowSteps.incrementAndGet();
+                        flowStepHook.accept(job, step);
+                    }), job.speed);
                     long b = System.nanoTime();
+                    if (job.cancelled()) {   // the client left during the flow: no vocoder
+                        job.settle(s.index());
+                        return;
+                    }
+                    vocoderCalls.incrementAndGet();
                     float[] pcm = vocoder.vocode(mel);
                     job.segmentReady(s.index(), pcm, b - a, System.nanoTime() - b);
+                } catch (SynthesisJob.CancelledException e) {
+                    job.settle(s.index());
                 } catch (RuntimeException | Error e) {
                     job.fail(e);
                     job.settle(s.index());

@@ -88,11 +88,25 @@ public class SpeakerResource {
     @Path("/import")
     @Consumes(MediaType.MULTIPART_FORM_DATA)
     @Operation(summary = "Import a CosyVoice spk2info.pt (speaker id -> spk2info entry): one speaker per entry")
-    public Response importSpk2info(@RestForm("file") FileUpload file) {
+    public Response importSpk2info(@RestForm("file") FileUpload file, @RestForm("name") String name) {
         long owner = user.requireUserId();
+        if (file != null && file.size() > speakers.importBytesLimit()) {   // refused before it is read into memory
+            throw SpeakerService.importTooLarge(file.size(), speakers.importBytesLimit());
+        }
         List<SpeakerResponse> created = speakers.importSpk2info(owner, bytes(file, "file",
-                "Attach a CosyVoice spk2info.pt as the 'file' part.")).stream().map(SpeakerResponse::of).toList();
+                "Attach a CosyVoice spk2info.pt as the 'file' part."), singleName(name, file)).stream().map(SpeakerResponse::of).toList();
         return Response.status(201).entity(created).build();
+    }
+
+    /** A single exported entry's speaker name: the 'name' part, else the file name without its extension. */
+    private static String singleName(String name, FileUpload file) {
+        if (name != null && !name.isBlank()) {
+            return name;
+        }
+        String f = file == null || file.fileName() == null ? "" : file.fileName();
+        int dot = f.lastIndexOf('.');
+        String stem = dot > 0 ? f.substring(0, dot) : f;
+        return stem.isBlank() ? "imported" : stem;
     }
 
     /** The bytes of an uploaded part; 422 naming the part and how to send it when it is absent. */

@@ -8,10 +8,12 @@ import io.timbre.api.ApiProblem;
 import io.timbre.audio.DecodedAudio;
 import io.timbre.audio.InvalidAudioException;
 import io.timbre.audio.WavCodec;
+import io.timbre.config.TimbreConfig;
 import io.timbre.engine.FeatureFileException;
 import io.timbre.engine.ModelPack;
 import io.timbre.engine.PackManifest;
 import io.timbre.engine.SpeakerFeatures;
+import io.timbre.engine.TorchSave;
 import io.timbre.synthesis.Engine;
 import jakarta.enterprise.context.ApplicationScoped;
 import org.hibernate.exception.ConstraintViolationException;
@@ -38,11 +40,13 @@ public class SpeakerService {
 
     private final Engine engine;
     private final FeatureStore store;
+    private final TimbreConfig.Limits limits;
     private final Counter reextractions;
 
-    SpeakerService(Engine engine, FeatureStore store, MeterRegistry registry) {
+    SpeakerService(Engine engine, FeatureStore store, TimbreConfig config, MeterRegistry registry) {
         this.engine = engine;
         this.store = store;
+        this.limits = config.limits();
         this.reextractions = Counter.builder("timbre.feature.reextractions")
                 .description("features recomputed because the file was missing, corrupt or from another pack").register(registry);
     }
@@ -117,7 +121,10 @@ public class SpeakerService {
     public Speaker register(long ownerId, String name, String promptText, byte[] wav) {
         String n = checkName(name);
         String text = checkPromptText(promptText);
-        QuarkusTransaction.requiringNew().run(() -> requireFreeName(ownerId, n));
+        QuarkusTransaction.requiringNew().run(() -> {
+            requireFreeName(ownerId, n);
+            requireQuota(ownerId, 1, 0);
+        });
         PromptAudio prompt = normalisePrompt(wav);
         UUID id = UUID.randomUUID();
         ModelPack pack = engine.pack();
@@ -127,7 +134,9 @@ public class SpeakerService {
             file = store.write(id, features.toFeatureFile());
             FeatureStore.Written f = file;
             Speaker saved = QuarkusTransaction.requiringNew().call(() -> {
+                lockOwner(ownerId);
                 requireFreeName(ownerId, n);
+                requireQuota(ownerId, 1, f.bytes());
                 Speaker s = new Speaker();
                 s.id = id;
                 s.owner = User.getEntityManager().getReference(User.class, ownerId);
@@ -289,42 +298,82 @@ public class SpeakerService {
         }
     }
 
-    /** Creates one speaker per entry of a CosyVoice spk2info.pt; all or nothing. */
-    public List<Speaker> importSpk2info(long ownerId, byte[] data) {
+    /** The largest spk2info.pt an import accepts (timbre.limits.import-bytes). */
+    public long importBytesLimit() {
+        return limits.importBytes();
+    }
+
+    static ApiProblem importTooLarge(long bytes, long limit) {
+        return new ApiProblem(413, "import-too-large", "Import file too large", "The file has " + bytes
+                + " bytes; an import may have at most " + limit + " (limit timbre.limits.import-bytes).");
+    }
+
+    /**
+     * Creates one speaker per entry of a CosyVoice spk2info.pt; all or nothing. The file is read by the restricted
+     * reader and every entry checked against the pack's schema before any tensor, file or row exists. A single
+     * entry's file (the feature export) becomes one speaker named {@code singleName}.
+     */
+    public List<Speaker> importSpk2info(long ownerId, byte[] data, String singleName) {
         if (data == null || data.length == 0) {
             throw ApiProblem.unprocessable("file-missing", "File missing", "Attach a CosyVoice spk2info.pt as the 'file' part.");
         }
-        Map<String, SpeakerFeatures> entries;
+        if (data.length > limits.importBytes()) {
+            throw importTooLarge(data.length, limits.importBytes());
+        }
+        Map<String, SpeakerFeatures.Data> parsed;
         try {
-            entries = SpeakerFeatures.readSpk2info(data, engine.pack().device);
+            parsed = SpeakerFeatures.readSpk2info(data, engine.featureSchema(), TorchSave.Limits.of(limits.importBytes()),
+                    limits.importEntries(), singleName == null ? "imported" : singleName);
         } catch (FeatureFileException e) {
+            if (e.tooLarge()) {
+                throw new ApiProblem(413, "spk2info-too-large", "spk2info.pt too large", e.getMessage());
+            }
             throw ApiProblem.unprocessable("spk2info-invalid", "Not a usable spk2info.pt", e.getMessage());
         }
-        if (entries.isEmpty()) {
-            entries.values().forEach(SpeakerFeatures::close);
+        if (parsed.isEmpty()) {
             throw ApiProblem.unprocessable("spk2info-empty", "No speakers", "The spk2info.pt holds no speaker.");
         }
+        List<String> names = new ArrayList<>();
+        for (String id : parsed.keySet()) {
+            try {
+                names.add(checkName(id));
+            } catch (ApiProblem p) {
+                throw ApiProblem.unprocessable("spk2info-invalid", "Not a usable spk2info.pt",
+                        "Speaker id '" + id + "' cannot be a speaker name: " + p.detail());
+            }
+        }
+        List<byte[]> fileBytes = new ArrayList<>();
+        long total = 0;
+        for (SpeakerFeatures.Data d : parsed.values()) {
+            byte[] f = d.toFeatureFile();
+            fileBytes.add(f);
+            total += f.length;
+        }
+        long needed = total;
+        QuarkusTransaction.requiringNew().run(() -> requireQuota(ownerId, names.size(), needed));   // before anything is written
         ModelPack pack = engine.pack();
         List<FeatureStore.Written> files = new ArrayList<>();
         List<UUID> ids = new ArrayList<>();
+        List<SpeakerFeatures> features = new ArrayList<>();
         try {
-            for (Map.Entry<String, SpeakerFeatures> e : entries.entrySet()) {
+            for (byte[] f : fileBytes) {
                 UUID id = UUID.randomUUID();
                 ids.add(id);
-                files.add(store.write(id, e.getValue().toFeatureFile()));
+                files.add(store.write(id, f));
             }
-            List<String> names = new ArrayList<>(entries.keySet());
+            List<SpeakerFeatures.Data> values = new ArrayList<>(parsed.values());
             List<Speaker> saved = QuarkusTransaction.requiringNew().call(() -> {
+                lockOwner(ownerId);
+                requireQuota(ownerId, names.size(), needed);
                 List<Speaker> out = new ArrayList<>();
                 for (int i = 0; i < names.size(); i++) {
-                    String n = checkName(names.get(i));
+                    String n = names.get(i);
                     requireFreeName(ownerId, n);
-                    SpeakerFeatures f = entries.get(names.get(i));
                     Speaker s = new Speaker();
                     s.id = ids.get(i);
                     s.owner = User.getEntityManager().getReference(User.class, ownerId);
                     s.name = n;
-                    s.promptText = decodePromptText(f);
+                    s.promptText = "(imported) " + values.get(i).promptText().length + " text tokens";
                     s.promptAudio = new byte[0];   // imported: no recording, cannot be re-extracted
                     s.promptSampleRate = pack.manifest.promptSampleRate();
                     record(s, files.get(i), pack);
@@ -334,18 +383,38 @@ public class SpeakerService {
                 Speaker.flush();
                 return out;
             });
-            for (int i = 0; i < names.size(); i++) {
-                store.put(ids.get(i), entries.get(names.get(i)), pack.key()).close();
+            for (int i = 0; i < ids.size(); i++) {
+                features.add(values.get(i).toFeatures(pack.device));
+                store.put(ids.get(i), features.get(i), pack.key()).close();
             }
             return saved;
         } catch (RuntimeException e) {
-            entries.values().forEach(SpeakerFeatures::close);
-            files.forEach(f -> store.delete(f.path()));
+            if (features.isEmpty()) {   // once the rows exist, the cache owns what it was given
+                files.forEach(f -> store.delete(f.path()));
+            }
             throw e;
         }
     }
 
-    private String decodePromptText(SpeakerFeatures f) {
-        return "(imported) " + f.promptTextLength() + " text tokens";
+    /** Serialises quota checks of one user's concurrent registrations and imports (row lock until commit). */
+    private static void lockOwner(long ownerId) {
+        User.getEntityManager().find(User.class, ownerId, jakarta.persistence.LockModeType.PESSIMISTIC_WRITE);
+    }
+
+    /** 409 naming the limit when {@code speakers} more speakers with {@code bytes} more feature bytes exceed it. */
+    private void requireQuota(long ownerId, int speakers, long bytes) {
+        long have = Speaker.count("owner.id = ?1", ownerId);
+        if (have + speakers > limits.speakersPerUser()) {
+            throw new ApiProblem(409, "speaker-quota", "Too many speakers", "You have " + have + " speakers; adding " + speakers
+                    + " would exceed the limit of " + limits.speakersPerUser() + " per user (timbre.limits.speakers-per-user). Delete some first.");
+        }
+        Long used = User.getEntityManager().createQuery(
+                "select coalesce(sum(s.featureBytes), 0) from Speaker s where s.owner.id = ?1", Long.class)
+                .setParameter(1, ownerId).getSingleResult();
+        if (used + bytes > limits.featureBytesPerUser()) {
+            throw new ApiProblem(409, "feature-quota", "Feature storage full", "Your speakers' features use " + used
+                    + " bytes; " + bytes + " more would exceed the limit of " + limits.featureBytesPerUser()
+                    + " bytes per user (timbre.limits.feature-bytes-per-user). Delete some speakers first.");
+        }
     }
 }

@@ -7,6 +7,7 @@ import io.quarkus.runtime.StartupEvent;
 import io.timbre.config.TimbreConfig;
 import io.timbre.engine.DeviceMemory;
 import io.timbre.engine.FeatureExtractor;
+import io.timbre.engine.FeatureSchema;
 import io.timbre.engine.ModelPack;
 import io.timbre.engine.OnnxModels;
 import io.timbre.engine.SpeakerFeatures;
@@ -35,6 +36,7 @@ public class Engine {
     private FeatureExtractor extractor;
     private Synthesizer synthesizer;
     private volatile String failure;
+    private FeatureSchema schema;
 
     Engine(TimbreConfig config, MeterRegistry registry) {
         this.config = config;
@@ -51,6 +53,7 @@ public class Engine {
             }
             tokenizer = new TextTokenizer(dir.resolve(p.manifest.moduleFiles().get("tokenizer")));
             extractor = new FeatureExtractor(p, tokenizer);
+            schema = FeatureSchema.of(p);
             DeviceMemory memory = DeviceMemory.forDevice(p.device, config.engine().memoryPolicy(), config.engine().memoryWatermark());
             TimbreConfig.Engine e = config.engine();
             synthesizer = new Synthesizer(p, tokenizer, new Synthesizer.Settings(e.batching(), Math.max(1, e.maxBatch()),
@@ -63,6 +66,10 @@ public class Engine {
                     .description("sequences summed over decode steps (divide by steps for the mean batch)").register(registry);
             Gauge.builder("timbre.scheduler.cancelled", s, x -> x.stats().cancelled()).description("requests cancelled").register(registry);
             Gauge.builder("timbre.scheduler.refused", s, x -> x.stats().refused()).description("requests refused as busy").register(registry);
+            Gauge.builder("timbre.scheduler.isolated.failures", s, x -> x.stats().isolatedFailures())
+                    .description("segments whose LLM prefill failed and that failed alone (their batch-mates went on)").register(registry);
+            Gauge.builder("timbre.flow.steps", s, x -> x.stats().flowSteps()).description("flow Euler steps run").register(registry);
+            Gauge.builder("timbre.vocoder.calls", s, x -> x.stats().vocoderCalls()).description("vocoder calls run").register(registry);
             pack = p;
             Gauge.builder("timbre.device.memory.allocated", memory, m -> m.stats().allocated()).baseUnit("bytes").register(registry);
             Gauge.builder("timbre.device.memory.reserved", memory, m -> m.stats().reserved()).baseUnit("bytes").register(registry);
@@ -121,9 +128,15 @@ public class Engine {
         return tokenizer;
     }
 
-    /** Reads a feature file onto the engine's device. */
+    /** Reads a feature file onto the engine's device (restricted reader, checked against the pack's schema). */
     public SpeakerFeatures readFeatures(byte[] file) {
-        return SpeakerFeatures.fromFeatureFile(file, require().device);
+        return SpeakerFeatures.fromFeatureFile(file, featureSchema(), require().device);
+    }
+
+    /** What speaker features may hold for the loaded pack. */
+    public FeatureSchema featureSchema() {
+        require();
+        return schema;
     }
 
     private ModelPack require() {

@@ -140,7 +140,9 @@ class GoldenParityTest {
     }
 
     private static SpeakerFeatures goldenFeatures(GenericDict g) {
-        return SpeakerFeatures.fromDict(g, pack.device);
+        return new SpeakerFeatures.Data(Tensors.toInts(Golden.get(g, "prompt_text")),
+                Tensors.toInts(Golden.get(g, "llm_prompt_speech_token")), Tensors.toFloats(Golden.get(g, "prompt_speech_feat")),
+                Tensors.toFloats(Golden.get(g, "flow_embedding"))).toFeatures(pack.device);
     }
 
     private static void check(String what, Tensor expected, Tensor actual, float tol) {

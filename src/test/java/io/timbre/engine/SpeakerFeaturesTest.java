@@ -15,12 +15,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Feature files in CosyVoice's spk2info format: Python's files read in Java, Java's round-trip. */
 class SpeakerFeaturesTest {
+    /** The tiny pack's vocabularies; the flow's noise covers 7500 tokens, a 30 s prompt has 750. */
+    static final FeatureSchema TINY = new FeatureSchema(6561, 276, 750, FeatureSchema.MAX_TEXT_TOKENS);
+
+    static Map<String, SpeakerFeatures> readGolden() throws java.io.IOException {
+        Map<String, SpeakerFeatures> out = new java.util.LinkedHashMap<>();
+        SpeakerFeatures.readSpk2info(Files.readAllBytes(Golden.DIR.resolve("spk2info.pt")), TINY, TorchSave.Limits.of(1 << 24), 100, "x")
+                .forEach((k, v) -> out.put(k, v.toFeatures(new Device("cpu"))));
+        return out;
+    }
 
     @Test
     void readsCosyVoiceSpk2infoWrittenByPython() throws Exception {
         NativeTorch.ensureLoaded();
-        Map<String, SpeakerFeatures> speakers = SpeakerFeatures.readSpk2info(
-                Files.readAllBytes(Golden.DIR.resolve("spk2info.pt")), new Device("cpu"));
+        Map<String, SpeakerFeatures> speakers = readGolden();
         try (PointerScope scope = new PointerScope()) {
             assertEquals(java.util.List.of("tone", "chirp", "bursts"), java.util.List.copyOf(speakers.keySet()));
             var golden = Golden.load(Golden.DIR.resolve("tone.pt"));
@@ -38,7 +46,7 @@ class SpeakerFeaturesTest {
         try (ModelPack pack = ModelPack.load(Golden.PACK, "cpu");
              TextTokenizer tok = new TextTokenizer(Golden.PACK.resolve("tokenizer.json"));
              SpeakerFeatures f = new FeatureExtractor(pack, tok).extract(wav, 16000, "这是一段提示音。");
-             SpeakerFeatures back = SpeakerFeatures.fromFeatureFile(f.toFeatureFile(), pack.device);
+             SpeakerFeatures back = SpeakerFeatures.fromFeatureFile(f.toFeatureFile(), FeatureSchema.of(pack), pack.device);
              PointerScope scope = new PointerScope()) {
             assertArrayEquals(Tensors.toInts(f.promptText()), Tensors.toInts(back.promptText()));
             assertArrayEquals(Tensors.toInts(f.speechTokens()), Tensors.toInts(back.speechTokens()));
@@ -55,8 +63,7 @@ class SpeakerFeaturesTest {
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(python)
                 && new ProcessBuilder(python.toString(), "-c", "import torch").start().waitFor() == 0, "no python3-torch");
         NativeTorch.ensureLoaded();
-        Map<String, SpeakerFeatures> speakers = SpeakerFeatures.readSpk2info(
-                Files.readAllBytes(Golden.DIR.resolve("spk2info.pt")), new Device("cpu"));
+        Map<String, SpeakerFeatures> speakers = readGolden();
         try {
             java.nio.file.Path file = tmp.resolve("tone.pt");
             Files.write(file, speakers.get("tone").toFeatureFile());
@@ -80,15 +87,16 @@ class SpeakerFeaturesTest {
     void garbageIsRefusedWithAReason() {
         NativeTorch.ensureLoaded();
         FeatureFileException e = assertThrows(FeatureFileException.class,
-                () -> SpeakerFeatures.fromFeatureFile("not a torch file".getBytes(), new Device("cpu")));
+                () -> SpeakerFeatures.fromFeatureFile("not a torch file".getBytes(), TINY, new Device("cpu")));
         assertTrue(e.getMessage().contains("torch.save"), e.getMessage());
     }
 
     @Test
     void closedFeaturesCannotBeUsed() throws Exception {
         NativeTorch.ensureLoaded();
-        SpeakerFeatures f = SpeakerFeatures.readSpk2info(Files.readAllBytes(Golden.DIR.resolve("spk2info.pt")), new Device("cpu"))
-                .values().iterator().next();
+        Map<String, SpeakerFeatures> all = readGolden();
+        all.values().stream().skip(1).forEach(SpeakerFeatures::close);
+        SpeakerFeatures f = all.values().iterator().next();
         f.close();
         assertThrows(IllegalStateException.class, f::speechTokens);
     }

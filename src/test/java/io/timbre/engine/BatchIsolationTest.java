@@ -1,0 +1,94 @@
+package io.timbre.engine;
+
+import io.timbre.audio.WavCodec;
+import io.timbre.text.TextTokenizer;
+import org.bytedeco.pytorch.Device;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A row the LLM refuses (a speaker whose speech tokens lie outside the vocabulary, as an unchecked import could
+ * have held) shares a prefill with two healthy requests: it fails alone with its own error, and its batch-mates'
+ * audio is complete and identical to what they get alone.
+ */
+class BatchIsolationTest {
+    static ModelPack pack;
+    static TextTokenizer tok;
+    static SpeakerFeatures good;
+    static SpeakerFeatures bad;
+
+    @BeforeAll
+    static void load() throws Exception {
+        pack = ModelPack.load(Golden.PACK, "cpu");
+        tok = new TextTokenizer(Golden.PACK.resolve("tokenizer.json"));
+        float[] prompt = WavCodec.decode(Files.readAllBytes(Golden.DIR.resolve("tone.wav"))).samples();
+        good = new FeatureExtractor(pack, tok).extract(Arrays.copyOf(prompt, 16000 * 3), "A steady vowel.");
+        SpeakerFeatures.Data d = good.data();
+        int[] tokens = d.speechTokens().clone();
+        tokens[tokens.length / 2] = pack.manifest.speechTokenSize() + 1000;   // what validation would have refused
+        bad = new SpeakerFeatures.Data(d.promptText(), tokens, d.speechFeat(), d.embedding()).toFeatures(new Device("cpu"));
+    }
+
+    @AfterAll
+    static void free() {
+        bad.close();
+        good.close();
+        tok.close();
+        pack.close();
+    }
+
+    @Test
+    void aRowTheLlmRefusesFailsAloneAndItsBatchMatesFinishAsIfAlone() {
+        Synthesizer.Options a = new Synthesizer.Options(5, false);
+        Synthesizer.Options b = new Synthesizer.Options(6, false);
+        try (Synthesizer s = new Synthesizer(pack, tok, new Synthesizer.Settings(true, 16, 8, Duration.ofSeconds(60), 2),
+                DeviceMemory.forDevice(pack.device, "never", "0"))) {
+            float[] aloneA = s.synthesize(good, List.of("First request."), a).pcm();
+            float[] aloneB = s.synthesize(good, List.of("Second request."), b).pcm();
+            long isolatedBefore = s.stats().isolatedFailures();
+
+            SynthesisJob[] jobs = new SynthesisJob[3];
+            s.whileHoldingAdmission(() -> {   // all three are admitted in one join, one prefill
+                jobs[0] = s.submit(good, List.of("First request."), a, true);
+                jobs[1] = s.submit(bad, List.of("Poisoned request."), a, false);
+                jobs[2] = s.submit(good, List.of("Second request."), b, true);
+            });
+            try {
+                float[] sharedA = jobs[0].await().pcm();
+                RuntimeException e = assertThrows(RuntimeException.class, () -> jobs[1].await());
+                float[] sharedB = jobs[2].await().pcm();
+                assertTrue(e.getMessage().contains("could not start"), e.getMessage());
+                assertTrue(sharedA.length > 0 && sharedB.length > 0, "batch-mates got audio");
+                assertArrayEquals(aloneA, sharedA, "batch-mate A's audio equals its audio alone");
+                assertArrayEquals(aloneB, sharedB, "batch-mate B's audio equals its audio alone");
+                assertEquals(isolatedBefore + 1, s.stats().isolatedFailures(), "exactly the bad row failed");
+            } finally {
+                for (SynthesisJob j : jobs) {
+                    j.close();
+                }
+            }
+            // the scheduler goes on serving
+            assertArrayEquals(aloneA, s.synthesize(good, List.of("First request."), a).pcm());
+        }
+    }
+
+    @Test
+    void submitRefusesFeaturesWithIdsOutsideTheVocabulary() {
+        try (Synthesizer s = new Synthesizer(pack, tok, Synthesizer.Settings.defaults(1), DeviceMemory.forDevice(pack.device, "never", "0"))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> s.submit(bad, List.of("Poisoned request."), new Synthesizer.Options(1, false)));
+            assertTrue(e.getMessage().contains("outside the pack's vocabulary"), e.getMessage());
+        }
+    }
+}
