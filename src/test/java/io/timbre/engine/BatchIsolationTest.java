@@ -33,7 +33,7 @@ class BatchIsolationTest {
         pack = ModelPack.load(Golden.PACK, "cpu");
         tok = new TextTokenizer(Golden.PACK.resolve("tokenizer.json"));
         float[] prompt = WavCodec.decode(Files.readAllBytes(Golden.DIR.resolve("tone.wav"))).samples();
-        good = new FeatureExtractor(pack, tok).extract(Arrays.copyOf(prompt, 16000 * 3), "A steady vowel.");
+        good = new FeatureExtractor(pack, tok).extract(Arrays.copyOf(prompt, 16000 * 3), 16000, "A steady vowel.");
         SpeakerFeatures.Data d = good.data();
         int[] tokens = d.speechTokens().clone();
         tokens[tokens.length / 2] = pack.manifest.speechTokenSize() + 1000;   // what validation would have refused
