@@ -20,6 +20,9 @@ import org.eclipse.microprofile.openapi.annotations.Operation;
 import org.jboss.resteasy.reactive.RestForm;
 import org.jboss.resteasy.reactive.multipart.FileUpload;
 
+import io.timbre.text.TextFrontend;
+
+import java.util.List;
 import java.util.UUID;
 
 /**
@@ -38,8 +41,10 @@ public class TtsResource {
      * @param stream true: chunked audio as each segment is vocoded (a WAV header with unknown length, or raw PCM)
      * @param format {@code wav} (default) or {@code pcm} (16-bit little-endian mono at X-Timbre-Sample-Rate)
      * @param speed  0.25 to 4.0 (default 1.0): the speaking rate, pitch kept
+     * @param normalize false: speak the text as written (no reading of numbers, dates, units...); default true
      */
-    public record TtsRequest(String text, UUID speakerId, Long seed, Boolean stream, String format, Double speed) {
+    public record TtsRequest(String text, UUID speakerId, Long seed, Boolean stream, String format, Double speed,
+                             Boolean normalize) {
     }
 
     private final SynthesisService synthesis;
@@ -62,6 +67,7 @@ public class TtsResource {
             throw ApiProblem.badRequest("Send a JSON object: {\"text\": \"...\", \"speakerId\": \"...\" (optional), \"seed\": 0 (optional)}.");
         }
         String text = checkText(request.text());
+        List<String> segments = synthesis.read(text, TextFrontend.Language.AUTO, !Boolean.FALSE.equals(request.normalize())).segments();
         UUID speakerId = request.speakerId() != null ? request.speakerId()
                 : QuarkusTransaction.requiringNew().call(() -> User.<User>findById(userId).currentSpeakerId);
         if (speakerId == null) {
@@ -73,7 +79,7 @@ public class TtsResource {
         Speaker speaker = speakers.get(userId, speakerId);
         SpeechFormat format = format(request.format());
         double speed = speed(request.speed());
-        return respond(synthesis.start(speaker, text, seed(request.seed()), speed), Boolean.TRUE.equals(request.stream()),
+        return respond(synthesis.start(speaker, segments, seed(request.seed()), speed), Boolean.TRUE.equals(request.stream()),
                 format, http);
     }
 
@@ -83,9 +89,9 @@ public class TtsResource {
     @Operation(summary = "Speak text zero-shot from a recording sent with the request; nothing is stored")
     public Response zeroShot(@RestForm String text, @RestForm String promptText, @RestForm("audio") FileUpload audio,
                              @RestForm Long seed, @RestForm Boolean stream, @RestForm String format, @RestForm Double speed,
-                             @Context HttpServerResponse http) {
+                             @RestForm Boolean normalize, @Context HttpServerResponse http) {
         user.requireUserId();
-        String t = checkText(text);
+        List<String> segments = synthesis.read(checkText(text), TextFrontend.Language.AUTO, !Boolean.FALSE.equals(normalize)).segments();
         SpeechFormat f = format(format);
         double rate = speed(speed);
         byte[] wav = SpeakerResource.bytes(audio, "audio",
@@ -96,7 +102,7 @@ public class TtsResource {
                     "Send 'promptText': the words spoken in the recording.");
         }
         float[] pcm = speakers.normalisePrompt(wav);
-        return respond(synthesis.startZeroShot(pcm, prompt, t, seed(seed), rate), Boolean.TRUE.equals(stream), f, http);
+        return respond(synthesis.startZeroShot(pcm, prompt, segments, seed(seed), rate), Boolean.TRUE.equals(stream), f, http);
     }
 
     /** Streams, or waits for the whole clip (a WAV with its exact length); a client that leaves cancels the work. */

@@ -75,12 +75,12 @@ public final class TextNormalizer {
         rule("(?<![\\d.])(?:\\(\\d{3}\\)\\s?|\\d{3}[-\\s.])\\d{3}[-.\\s]\\d{4}(?![\\d])", (m, zh, in) -> digitGroups(m.group(), zh));
         rule("(?<![\\d.-])(?:0\\d{2,3}|400|800)-\\d{3,4}-?\\d{4}(?![\\d-])", (m, zh, in) -> digitGroups(m.group(), zh));
         rule("(?<![\\d.])1[3-9]\\d{9}(?![\\d])", (m, zh, in) -> digitGroups(m.group(), zh));
-        rule("(电话|手机|号码|热线|编号|房间号|房间|分机|验证码|密码|尾号|工号|学号|账号|单号|车次|航班|邮编|QQ|[Pp]hone|[Tt]el|[Cc]all|[Dd]ial|PIN|[Cc]ode|[Rr]oom)"
-                + "([^\\d\\n]{0,6}?)(\\d{3,})(?![.,]?\\d)", (m, zh, in) -> m.group(1) + m.group(2) + digitGroups(m.group(3), zh));
+        rule("(?<![A-Za-z])(电话|手机|号码|热线|编号|房间号|房间|分机|验证码|密码|尾号|工号|学号|账号|单号|车次|航班|邮编|QQ|[Pp]hone|[Tt]el|[Cc]all|[Dd]ial|PIN|[Cc]ode|[Rr]oom)"
+                + "([^\\d\\n$¥￥€£]{0,6}?)(\\d{3,})(?![.,]?\\d)", (m, zh, in) -> m.group(1) + m.group(2) + digitGroups(m.group(3), zh));
         rule("(?<![\\d.,])(?:\\d{12,}|0\\d{2,})(?![.,]?\\d)", (m, zh, in) -> digitGroups(m.group(), zh));
         rule("(?<![\\d.])(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})(?!\\.?\\d)", (m, zh, in) -> ip(m, zh));
         rule("(?<![\\w.])([vV]|[Vv]ersion\\s*|版本\\s*)(\\d+(?:\\.\\d+)+)(?!\\.?\\d)", (m, zh, in) ->
-                (zh ? m.group(1).startsWith("版本") ? "版本" : "版本" : "version ") + version(m.group(2), zh));
+                (zh ? m.group(1).startsWith("版本") ? "版本" : "V" : "version ") + version(m.group(2), zh));
         rule("(?<![\\d.])(\\d+\\.\\d+\\.\\d+)(?!\\.?\\d)", (m, zh, in) -> version(m.group(1), zh));
         // money
         rule("(?<![\\w$])(-|−)?(" + CURRENCY_PREFIX + ")\\s?(" + NUM + ")(?:\\s*(" + SCALE + "))?", (m, zh, in) ->
@@ -146,9 +146,7 @@ public final class TextNormalizer {
             }
         }
         s = symbols(s, zh);
-        if (!zh) {
-            s = abbreviations(s);
-        }
+        s = abbreviations(s);
         s = acronyms(s);
         return s.replaceAll(" {2,}", " ");
     }
@@ -292,6 +290,11 @@ public final class TextNormalizer {
                 out += cardinalZh(second) + "秒";
             }
             return out;
+        }
+        if (ampm == null && (hour > 12 && hour < 24 || hour == 0)) {   // 17:30 is said "five thirty p m"
+            ampm = hour == 0 ? "am" : "pm";
+            pm = hour != 0;
+            hour = hour == 0 ? 12 : hour - 12;
         }
         String out = cardinalEn(hour);
         if (minute == 0 && second == 0) {
@@ -478,7 +481,8 @@ public final class TextNormalizer {
             if (Integer.parseInt(m.group(i)) > 255) {
                 return null;
             }
-            parts.add(zh ? digitsZh(m.group(i), true) : digitsEn(m.group(i), false));
+            String o = m.group(i);
+            parts.add(zh ? digitsZh(o, true) : o.length() < 3 ? cardinalEn(Long.parseLong(o)) : digitsEn(o, false));
         }
         return String.join(zh ? "点" : " dot ", parts);
     }
