@@ -120,15 +120,34 @@ public final class TextFrontend {
                 sawEn |= !zh;
             }
             if (normalize) {
-                s = normalizer.normalize(s, zh);
+                s = normalizeClauses(s, zh, language);
             }
             if (zhText) {
-                s = cleanChinese(s, i == sentences.size() - 1);
+                s = cleanChinese(s, zh, i == sentences.size() - 1);
             }
             pieces.addAll(bound(s, zhText, 0));
         }
         String lang = sawZh && sawEn ? "mixed" : sawZh ? "zh" : "en";
         return new Reading(lang, dropPunctuation(merge(pieces, zhText)));
+    }
+
+    private static final Pattern CLAUSE_END = Pattern.compile("(?<=[，；]|, |; )");
+    private static final Pattern ENGLISH_WORD = Pattern.compile("[A-Za-z]{2,}");
+
+    /**
+     * A Chinese sentence's clauses with English words and no Chinese character are read in English: in
+     * "Meeting at 3pm，请准时。" the time is "three p m". Clauses without words (numbers, dates) keep the sentence's language.
+     */
+    private String normalizeClauses(String sentence, boolean zh, Language forced) {
+        if (!zh || forced != Language.AUTO) {
+            return normalizer.normalize(sentence, zh);
+        }
+        StringBuilder sb = new StringBuilder();
+        for (String clause : CLAUSE_END.split(sentence)) {
+            boolean english = !containsChinese(clause) && ENGLISH_WORD.matcher(clause).find();
+            sb.append(normalizer.normalize(clause, !english));
+        }
+        return sb.toString();
     }
 
     private static List<String> dropPunctuation(List<String> parts) {
@@ -164,11 +183,11 @@ public final class TextFrontend {
     }
 
     /** CosyVoice's clean-up of Chinese text after normalisation. */
-    private static String cleanChinese(String s, boolean last) {
+    private static String cleanChinese(String s, boolean chineseSentence, boolean last) {
         String t = s.replace("\n", "");
         t = replaceBlank(t);
         t = t.replace("²", "平方").replace("³", "立方");
-        if (t.endsWith(".")) {
+        if (chineseSentence && t.endsWith(".")) {
             t = t.substring(0, t.length() - 1) + "。";
         }
         t = t.replace(" - ", "，");
@@ -254,11 +273,14 @@ public final class TextFrontend {
             return true;   // an initial: "J. Smith"
         }
         boolean atEnd = text.substring(i + 1).isBlank();
+        boolean capitalFollows = Character.isWhitespace(next) && i + 2 < text.length() && Character.isUpperCase(text.charAt(i + 2));
+        if (!atEnd && word.matches("(?:[A-Za-z]\\.){2,}")) {
+            return !capitalFollows;   // p.m., U.S.: a sentence ends there only when a capital follows
+        }
         for (NormTables.Abbreviation a : NormTables.get().abbreviations) {
             if (a.text().equals(word) && !atEnd) {
                 // "etc." ends a sentence when a capital follows; the others never do
-                return !a.mayEndSentence() || !(Character.isWhitespace(next) && i + 2 < text.length()
-                        && Character.isUpperCase(text.charAt(i + 2)));
+                return !a.mayEndSentence() || !capitalFollows;
             }
         }
         return false;

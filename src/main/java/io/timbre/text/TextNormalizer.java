@@ -74,13 +74,14 @@ public final class TextNormalizer {
                 (zh ? "加" : "plus ") + digitGroups(m.group(1), zh) + (zh ? "，" : ", ") + digitGroups(m.group(2), zh));
         rule("(?<![\\d.])(?:\\(\\d{3}\\)\\s?|\\d{3}[-\\s.])\\d{3}[-.\\s]\\d{4}(?![\\d])", (m, zh, in) -> digitGroups(m.group(), zh));
         rule("(?<![\\d.-])(?:0\\d{2,3}|400|800)-\\d{3,4}-?\\d{4}(?![\\d-])", (m, zh, in) -> digitGroups(m.group(), zh));
-        rule("(?<![\\d.])1[3-9]\\d{9}(?![\\d])", (m, zh, in) -> digitGroups(m.group(), zh));
-        rule("(?<![A-Za-z])(电话|手机|号码|热线|编号|房间号|房间|分机|验证码|密码|尾号|工号|学号|账号|单号|车次|航班|邮编|QQ|[Pp]hone|[Tt]el|[Cc]all|[Dd]ial|PIN|[Cc]ode|[Rr]oom)"
+        rule("(?<![\\d.])1[3-9]\\d[-\\s]?\\d{4}[-\\s]?\\d{4}(?![\\d])", (m, zh, in) -> digitGroups(m.group(), zh));
+        rule("(?<=点)0(?=\\d分)", (m, zh, in) -> "零");
+        rule("(?<![A-Za-z])(电话|手机|号码|热线|编号|房间号|房间|分机|验证码|密码|尾号|工号|学号|账号|单号|车次|航班|邮编|QQ|[Pp]hone|[Tt]el|[Cc]all|[Dd]ial|ext\\.?|[Ee]xtension|PIN|[Cc]ode|[Rr]oom)"
                 + "([^\\d\\n$¥￥€£]{0,6}?)(\\d{3,})(?![.,]?\\d)", (m, zh, in) -> m.group(1) + m.group(2) + digitGroups(m.group(3), zh));
         rule("(?<![\\d.,])(?:\\d{12,}|0\\d{2,})(?![.,]?\\d)", (m, zh, in) -> digitGroups(m.group(), zh));
         rule("(?<![\\d.])(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})(?!\\.?\\d)", (m, zh, in) -> ip(m, zh));
         rule("(?<![\\w.])([vV]|[Vv]ersion\\s*|版本\\s*)(\\d+(?:\\.\\d+)+)(?!\\.?\\d)", (m, zh, in) ->
-                (zh ? m.group(1).startsWith("版本") ? "版本" : "V" : "version ") + version(m.group(2), zh));
+                (zh ? m.group(1).startsWith("版本") ? "版本" : "V" : m.group(1).length() > 1 ? m.group(1).strip() + " " : "version ") + version(m.group(2), zh));
         rule("(?<![\\d.])(\\d+\\.\\d+\\.\\d+)(?!\\.?\\d)", (m, zh, in) -> version(m.group(1), zh));
         // money
         rule("(?<![\\w$])(-|−)?(" + CURRENCY_PREFIX + ")\\s?(" + NUM + ")(?:\\s*(" + SCALE + "))?", (m, zh, in) ->
@@ -90,6 +91,7 @@ public final class TextNormalizer {
         // arithmetic: numbers joined by operators, at least one of them unambiguous
         rule("(?<![\\w.])-?" + NUM + "(?:\\s*[-+×÷*/=<>≤≥≠≈]\\s*-?" + NUM + ")*\\s*[+×÷*=<>≤≥≠≈]\\s*-?" + NUM
                 + "(?:\\s*[-+×÷*/=<>≤≥≠≈]\\s*-?" + NUM + ")*(?!\\.?\\d)", (m, zh, in) -> expression(m.group(), zh));
+        rule("(?<=[A-Za-z0-9])\\s*=\\s*(?=[A-Za-z0-9-])", (m, zh, in) -> zh ? "等于" : " equals ");
         // decades and years
         rule("(?<![\\d'])(\\d{3}0)s\\b", (m, zh, in) -> zh ? digitsZh(m.group(1), false) + "年代"
                 : plural(yearEn(Long.parseLong(m.group(1)))));
@@ -346,6 +348,10 @@ public final class TextNormalizer {
     private String money(boolean negative, NormTables.Currency c, String amount, String scale, boolean zh) {
         String sign = negative ? (zh ? "负" : "minus ") : "";
         if (zh) {
+            String scaled = westernScale(amount, scale);
+            if (scaled != null) {
+                return sign + zhBefore(scaled, c.zh()) + c.zh();
+            }
             return sign + zhBefore(amount, scale(scale, true) + c.zh()) + scale(scale, true) + c.zh();
         }
         String t = amount.replace(",", "");
@@ -366,6 +372,25 @@ public final class TextNormalizer {
         }
         String minor = cardinalEn(cents) + " " + (cents == 1 ? c.minor() : c.minorPlural());
         return sign + (units == 0 ? minor : major + " and " + minor);
+    }
+
+    /** 200K, 4.5M, 2 billion: Chinese reads the value itself (二十万, 四百五十万); null for 万/亿 and no scale. */
+    private static String westernScale(String amount, String scale) {
+        if (scale == null) {
+            return null;
+        }
+        int zeros = switch (scale) {
+            case "k", "K", "thousand" -> 3;
+            case "m", "M", "million" -> 6;
+            case "b", "B", "bn", "billion" -> 9;
+            case "trillion" -> 12;
+            default -> -1;
+        };
+        if (zeros < 0) {
+            return null;
+        }
+        java.math.BigDecimal v = new java.math.BigDecimal(amount.replace(",", "")).movePointRight(zeros).stripTrailingZeros();
+        return v.scale() <= 0 ? v.toBigInteger().toString() : v.toPlainString();
     }
 
     private static NormTables.Unit unit(String symbol) {
@@ -507,18 +532,22 @@ public final class TextNormalizer {
 
     // ---------------------------------------------------------------- symbols, abbreviations and acronyms
 
-    private static final Pattern SPACES = Pattern.compile("\\s+");
-
     private static String symbols(String s, boolean zh) {
         String out = s;
         for (NormTables.Symbol sym : T.symbols) {
             if (!sym.where().equals("always") || !out.contains(sym.symbol())) {
                 continue;
             }
-            String r = zh ? sym.zh() : " " + sym.en() + " ";
-            out = out.replace(sym.symbol(), r);
+            if (zh) {
+                out = out.replace(sym.symbol(), sym.zh());
+            } else {   // a space on each side, none doubled
+                String in = out;
+                out = Pattern.compile("\\s*" + Pattern.quote(sym.symbol()) + "\\s*").matcher(out)
+                        .replaceAll(m -> Matcher.quoteReplacement((m.start() > 0 ? " " : "") + sym.en()
+                                + (m.end() < in.length() ? " " : "")));
+            }
         }
-        return zh ? out : SPACES.matcher(out).replaceAll(" ").strip() + (s.endsWith(" ") ? " " : "");
+        return out;
     }
 
     private static final Pattern CAPITALIZED = Pattern.compile("\\s+[A-Z][a-z]");

@@ -36,9 +36,13 @@ class TextNormalizationCorpusTest {
         return out;
     }
 
-    /** Runs of spaces and a final full stop (which the frontend adds to unterminated text) do not count. */
+    /**
+     * What is not heard does not count: runs of spaces, spaces next to a Chinese character (CosyVoice removes them),
+     * and a final full stop (the frontend adds one to unterminated text).
+     */
     static String canonical(String s) {
-        return s.replaceAll("\\s+", " ").strip().replaceAll("[。.]$", "");
+        return s.replaceAll("\\s+", " ").replaceAll(" ?([\\u3000-\\u303f\\u4e00-\\u9fff\\uff00-\\uffef]) ?", "$1")
+                .strip().replaceAll("[。.]$", "");
     }
 
     @Test
