@@ -69,16 +69,20 @@ public final class TextNormalizer {
         });
         rule(time, (m, zh, in) -> time(m.group(1), m.group(2), m.group(3), m.group(4), zh));
         rule("(?<![\\d.])(\\d{1,2})\\s*(" + AMPM + ")", (m, zh, in) -> time(m.group(1), "00", null, m.group(2), zh));
+        rule("(?<![\\d.:])(\\d+)[:：](\\d+)(?![\\d:])", (m, zh, in) ->   // a ratio or a score: 16:9, 3:2
+                number(m.group(1), zh) + (zh ? "比" : " to ") + number(m.group(2), zh));
         // phone numbers and codes: digit by digit
         rule("\\+(\\d{1,3})[\\s-]?(\\(?\\d{1,4}\\)?(?:[\\s-]?\\d{2,4}){2,4})(?![\\d])", (m, zh, in) ->
                 (zh ? "加" : "plus ") + digitGroups(m.group(1), zh) + (zh ? "，" : ", ") + digitGroups(m.group(2), zh));
+        rule("(?<![\\d.-])1-\\d{3}-\\d{3}-\\d{4}(?![\\d-])", (m, zh, in) -> digitGroups(m.group(), zh));
         rule("(?<![\\d.])(?:\\(\\d{3}\\)\\s?|\\d{3}[-\\s.])\\d{3}[-.\\s]\\d{4}(?![\\d])", (m, zh, in) -> digitGroups(m.group(), zh));
         rule("(?<![\\d.-])(?:0\\d{2,3}|400|800)-\\d{3,4}-?\\d{4}(?![\\d-])", (m, zh, in) -> digitGroups(m.group(), zh));
         rule("(?<![\\d.])1[3-9]\\d[-\\s]?\\d{4}[-\\s]?\\d{4}(?![\\d])", (m, zh, in) -> digitGroups(m.group(), zh));
         rule("(?<=点)0(?=\\d分)", (m, zh, in) -> "零");
         rule("(?<![A-Za-z])(电话|手机|号码|热线|编号|房间号|房间|分机|验证码|密码|尾号|工号|学号|账号|单号|车次|航班|邮编|QQ|[Pp]hone|[Tt]el|[Cc]all|[Dd]ial|ext\\.?|[Ee]xtension|PIN|[Cc]ode|[Rr]oom)"
-                + "([^\\d\\n$¥￥€£]{0,6}?)(\\d{3,})(?![.,]?\\d)", (m, zh, in) -> m.group(1) + m.group(2) + digitGroups(m.group(3), zh));
+                + "(\\s*(?:号码|号)?\\s*(?:是|为|:|：|is|number|#)?\\s*)(\\d{3,})(?![.,]?\\d)", (m, zh, in) -> m.group(1) + m.group(2) + digitGroups(m.group(3), zh));
         rule("(?<![\\d.,])(?:\\d{12,}|0\\d{2,})(?![.,]?\\d)", (m, zh, in) -> digitGroups(m.group(), zh));
+        rule("(?<![\\d.])\\d{3,}(?=(?:急救|报警|火警|服务|客服)?(?:电话|热线))", (m, zh, in) -> digitGroups(m.group(), zh));
         rule("(?<![\\d.])(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})(?!\\.?\\d)", (m, zh, in) -> ip(m, zh));
         rule("(?<![\\w.])([vV]|[Vv]ersion\\s*|版本\\s*)(\\d+(?:\\.\\d+)+)(?!\\.?\\d)", (m, zh, in) ->
                 (zh ? m.group(1).startsWith("版本") ? "版本" : "V" : m.group(1).length() > 1 ? m.group(1).strip() + " " : "version ") + version(m.group(2), zh));
@@ -92,6 +96,10 @@ public final class TextNormalizer {
         rule("(?<![\\w.])-?" + NUM + "(?:\\s*[-+×÷*/=<>≤≥≠≈]\\s*-?" + NUM + ")*\\s*[+×÷*=<>≤≥≠≈]\\s*-?" + NUM
                 + "(?:\\s*[-+×÷*/=<>≤≥≠≈]\\s*-?" + NUM + ")*(?!\\.?\\d)", (m, zh, in) -> expression(m.group(), zh));
         rule("(?<=[A-Za-z0-9])\\s*=\\s*(?=[A-Za-z0-9-])", (m, zh, in) -> zh ? "等于" : " equals ");
+        rule("(?<=\\d)\\+(?![\\d\\s]*\\d)", (m, zh, in) -> zh ? "加" : " plus");
+        rule("(?<![\\w.])(" + NUM + ")\\s?[xX×*]\\s?(" + NUM + ")(?!\\w|\\.\\d)", (m, zh, in) ->   // sizes: 3x3, 1920x1080
+                number(m.group(1), zh) + (zh ? "乘" : " by ") + number(m.group(2), zh));
+        rule("(?<![\\w.])(" + NUM + ")[xX×](?![A-Za-z0-9=\\s]*[=\\d])(?![A-Za-z0-9])", (m, zh, in) -> number(m.group(1), zh) + (zh ? "倍" : " times"));
         // decades and years
         rule("(?<![\\d'])(\\d{3}0)s\\b", (m, zh, in) -> zh ? digitsZh(m.group(1), false) + "年代"
                 : plural(yearEn(Long.parseLong(m.group(1)))));
@@ -100,7 +108,7 @@ public final class TextNormalizer {
         rule("(?<![\\d.])(\\d{4})(?:\\s*[-~～–至到]\\s*(\\d{4}))?(?=\\s*年(?!龄|级|纪))", (m, zh, in) ->
                 digitsZh(m.group(1), false) + (m.group(2) == null ? "" : "到" + digitsZh(m.group(2), false)));
         // ranges, with a unit or percent on either side
-        rule("(?<![\\w.])(" + NUM + ")\\s?(" + UNIT + ")?\\s*(?:-|~|～|–|—|至|到)\\s*(" + NUM + ")\\s?(" + UNIT + ")?(?![A-Za-z])",
+        rule("(?<![\\w.])((?:[-−])?" + NUM + ")\\s?(" + UNIT + ")?\\s*(?:-|~|～|–|—|至|到)\\s*([-−]?" + NUM + ")\\s?(" + UNIT + ")?(?![A-Za-z])",
                 (m, zh, in) -> range(m, zh, in));
         rule("(?i:\\b(in|since|by|from|until|till|of|year|circa|before|after|during|to|and|around|early|late|mid|between))\\s+(\\d{4})(?![.,]?\\d|\\s*年)",
                 (m, zh, in) -> {
@@ -435,14 +443,29 @@ public final class TextNormalizer {
     }
 
     private String range(Matcher m, boolean zh, String in) {
-        String a = m.group(1);
-        String b = m.group(3);
-        NormTables.Unit ua = m.group(2) == null ? null : unit(m.group(2));
-        NormTables.Unit ub = m.group(4) == null ? null : unit(m.group(4));
-        if (m.group(2) != null && ua == null || m.group(4) != null && ub == null) {
+        String a = m.group(1).replace('−', '-');
+        String b = m.group(3).replace('−', '-');
+        if (a.startsWith("-") || b.startsWith("-")) {
+            NormTables.Unit u = m.group(4) != null ? unit(m.group(4)) : m.group(2) != null ? unit(m.group(2)) : null;
+            String neg = zh ? (u != null && u.zh().contains("度") ? "零下" : "负") : "minus ";
+            String plain = range(a.replace("-", ""), m.group(2), b.replace("-", ""), m.group(4), zh, in.substring(m.end()));
+            if (plain == null) {
+                return null;
+            }
+            String sep = zh ? "到" : " to ";
+            int cut = plain.indexOf(sep);
+            return (a.startsWith("-") ? neg : "") + plain.substring(0, cut) + sep + (b.startsWith("-") ? neg : "")
+                    + plain.substring(cut + sep.length());
+        }
+        return range(a, m.group(2), b, m.group(4), zh, in.substring(m.end()));
+    }
+
+    private String range(String a, String unitA, String b, String unitB, boolean zh, String after) {
+        NormTables.Unit ua = unitA == null ? null : unit(unitA);
+        NormTables.Unit ub = unitB == null ? null : unit(unitB);
+        if (unitA != null && ua == null || unitB != null && ub == null) {
             return null;
         }
-        String after = m.end() < in.length() ? in.substring(m.end()) : "";
         if (zh) {
             String left;
             String right;
