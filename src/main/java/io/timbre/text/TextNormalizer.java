@@ -197,16 +197,13 @@ public final class TextNormalizer {
         int dot = t.indexOf('.');
         String whole = dot < 0 ? t : t.substring(0, dot);
         String frac = dot < 0 ? "" : t.substring(dot + 1);
-        String w = whole.isEmpty() ? (zh ? "零" : "zero") : whole.length() > 15 ? (zh ? digitsZh(whole, false) : digitsEn(whole, false))
-                : zh ? countZh(Long.parseLong(whole)) : cardinalEn(Long.parseLong(whole));
-        if (frac.isEmpty()) {
-            return w;
-        }
         if (zh) {
-            String w0 = whole.isEmpty() ? "零" : whole.length() > 15 ? digitsZh(whole, false) : cardinalZh(Long.parseLong(whole));
-            return w0 + "点" + digitsZh(frac, false);
+            String w = whole.isEmpty() ? "零" : whole.length() > 15 ? digitsZh(whole, false)
+                    : frac.isEmpty() ? countZh(Long.parseLong(whole)) : cardinalZh(Long.parseLong(whole));
+            return frac.isEmpty() ? w : w + "点" + digitsZh(frac, false);
         }
-        return w + " point " + digitsEn(frac, false);
+        String w = whole.isEmpty() ? "zero" : whole.length() > 15 ? digitsEn(whole, false) : cardinalEn(Long.parseLong(whole));
+        return frac.isEmpty() ? w : w + " point " + digitsEn(frac, false);
     }
 
     /** A Chinese number given what follows it: 2 before a measure word is 两 (两个, 两点, 两公斤). */
@@ -546,9 +543,6 @@ public final class TextNormalizer {
     static String plural(String words) {
         if (words.endsWith("y")) {
             return words.substring(0, words.length() - 1) + "ies";
-        }
-        if (words.endsWith("th") || words.endsWith("st") || words.endsWith("nd") || words.endsWith("rd")) {
-            return words + "s";
         }
         return words + "s";
     }
