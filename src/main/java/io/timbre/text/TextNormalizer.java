@@ -34,8 +34,11 @@ public final class TextNormalizer {
             .filter(c -> c.suffix() && c.key().matches("[A-Z]+")).map(NormTables.Currency::key).toList()) + ")";
     private static final Pattern ZH_TWO = Pattern.compile("(^|亿)二(?=[万亿])|二(?=千)|^二(?=百)");
 
-    private final RuleBasedNumberFormat zh = new RuleBasedNumberFormat(ULocale.CHINESE, RuleBasedNumberFormat.SPELLOUT);
-    private final RuleBasedNumberFormat en = new RuleBasedNumberFormat(ULocale.ENGLISH, RuleBasedNumberFormat.SPELLOUT);
+    // ICU formatters are not thread-safe; request threads share this normaliser
+    private static final ThreadLocal<RuleBasedNumberFormat> ZH_WORDS = ThreadLocal.withInitial(() ->
+            new RuleBasedNumberFormat(ULocale.CHINESE, RuleBasedNumberFormat.SPELLOUT));
+    private static final ThreadLocal<RuleBasedNumberFormat> EN_WORDS = ThreadLocal.withInitial(() ->
+            new RuleBasedNumberFormat(ULocale.ENGLISH, RuleBasedNumberFormat.SPELLOUT));
     private final List<Rule> rules = new ArrayList<>();
 
     private record Rule(Pattern pattern, Read reading) {
@@ -104,7 +107,7 @@ public final class TextNormalizer {
         rule("(?<![\\d'])(\\d{3}0)s\\b", (m, zh, in) -> zh ? digitsZh(m.group(1), false) + "年代"
                 : plural(yearEn(Long.parseLong(m.group(1)))));
         rule("(?:'|’|\\b(?<=the )|\\b(?<=The ))(\\d0)s\\b", (m, zh, in) -> zh ? cardinalZh(Long.parseLong(m.group(1))) + "年代"
-                : plural(en.format(Long.parseLong(m.group(1)))));
+                : plural(EN_WORDS.get().format(Long.parseLong(m.group(1)))));
         rule("(?<![\\d.])(\\d{4})(?:\\s*[-~～–至到]\\s*(\\d{4}))?(?=\\s*年(?!龄|级|纪))", (m, zh, in) ->
                 digitsZh(m.group(1), false) + (m.group(2) == null ? "" : "到" + digitsZh(m.group(2), false)));
         // ranges, with a unit or percent on either side
@@ -121,7 +124,7 @@ public final class TextNormalizer {
         rule("(?<![\\w.])([-−±])(" + NUM + ")", (m, zh, in) -> sign(m.group(1), zh) + number(m.group(2), zh));
         // ordinals
         rule("第\\s*(\\d+)", (m, zh, in) -> "第" + cardinalZh(Long.parseLong(m.group(1))));
-        rule("(?<![\\d.])(\\d+)(st|nd|rd|th)\\b", (m, zh, in) -> zh ? null : en.format(Long.parseLong(m.group(1)), "%spellout-ordinal"));
+        rule("(?<![\\d.])(\\d+)(st|nd|rd|th)\\b", (m, zh, in) -> zh ? null : EN_WORDS.get().format(Long.parseLong(m.group(1)), "%spellout-ordinal"));
         rule("(?:#|\\bNo\\.\\s?|\\bno\\.\\s?)(\\d+)", (m, zh, in) -> (zh ? "" : "number ") + (zh ? cardinalZh(Long.parseLong(m.group(1))) + "号" : number(m.group(1), false)));
         // fractions
         rule("(?<![\\d/.])(\\d{1,4})/(\\d{1,4})(?![\\d/])", (m, zh, in) -> fraction(m.group(1), m.group(2), zh));
@@ -179,7 +182,7 @@ public final class TextNormalizer {
     // ------------------------------------------------------------------------------------------------ numbers
 
     String cardinalZh(long n) {
-        return zh.format(n).replace('〇', '零');
+        return ZH_WORDS.get().format(n).replace('〇', '零');
     }
 
     /** A Chinese cardinal as said before 千/万/亿 or at its start before 百: 两千, 一万两千, 两百. */
@@ -188,7 +191,7 @@ public final class TextNormalizer {
     }
 
     String cardinalEn(long n) {
-        return en.format(n);
+        return EN_WORDS.get().format(n);
     }
 
     /** Digits with optional grouping commas and decimals; more than 15 integer digits are read one by one. */
@@ -262,7 +265,7 @@ public final class TextNormalizer {
         if (zh) {
             return digitsZh(y, false) + "年" + cardinalZh(month) + "月" + cardinalZh(day) + "日";
         }
-        return MONTHS[month - 1] + " " + en.format(day, "%spellout-ordinal") + ", " + yearEn(Long.parseLong(y));
+        return MONTHS[month - 1] + " " + EN_WORDS.get().format(day, "%spellout-ordinal") + ", " + yearEn(Long.parseLong(y));
     }
 
     private String monthDay(String monthName, String d, String y) {
@@ -270,14 +273,14 @@ public final class TextNormalizer {
         int day = Integer.parseInt(d);
         for (String full : MONTHS) {
             if (full.toLowerCase(Locale.ROOT).startsWith(key) && day >= 1 && day <= 31) {
-                return full + " " + en.format(day, "%spellout-ordinal") + (y == null ? "" : ", " + yearEn(Long.parseLong(y)));
+                return full + " " + EN_WORDS.get().format(day, "%spellout-ordinal") + (y == null ? "" : ", " + yearEn(Long.parseLong(y)));
             }
         }
         return null;
     }
 
     String yearEn(long y) {
-        return en.format(y, "%spellout-numbering-year");
+        return EN_WORDS.get().format(y, "%spellout-numbering-year");
     }
 
     private String time(String h, String mi, String se, String ampm, boolean zh) {
@@ -494,7 +497,7 @@ public final class TextNormalizer {
             return cardinalZh(d) + "分之" + cardinalZh(n);
         }
         String denWord = d == 2 ? (n == 1 ? "half" : "halves") : d == 4 ? (n == 1 ? "quarter" : "quarters")
-                : n == 1 ? en.format(d, "%spellout-ordinal") : plural(en.format(d, "%spellout-ordinal"));
+                : n == 1 ? EN_WORDS.get().format(d, "%spellout-ordinal") : plural(EN_WORDS.get().format(d, "%spellout-ordinal"));
         return cardinalEn(n) + " " + denWord;
     }
 

@@ -46,6 +46,25 @@ class TextNormalizationCorpusTest {
     }
 
     @Test
+    void requestThreadsShareOneFrontend() throws Exception {
+        TextFrontend f = new TextFrontend(s -> s.getBytes(StandardCharsets.UTF_8).length, 80, 60, 20);
+        List<String> inputs = corpus().stream().map(Pair::input).toList();
+        List<List<String>> sequential = inputs.stream().map(f::segments).toList();
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(8);
+        try {
+            List<java.util.concurrent.Future<List<List<String>>>> runs = new ArrayList<>();
+            for (int t = 0; t < 8; t++) {
+                runs.add(pool.submit(() -> inputs.stream().map(f::segments).toList()));
+            }
+            for (java.util.concurrent.Future<List<List<String>>> r : runs) {
+                org.junit.jupiter.api.Assertions.assertEquals(sequential, r.get(), "concurrent readings differ");
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
     void everyClassIsReadAsPeopleSayIt() throws IOException {
         TextFrontend f = new TextFrontend(s -> s.getBytes(StandardCharsets.UTF_8).length, 80, 60, 20);
         List<Pair> corpus = corpus();
