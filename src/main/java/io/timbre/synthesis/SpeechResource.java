@@ -7,6 +7,7 @@ import io.timbre.api.ApiProblem;
 import io.timbre.audio.SpeechFormat;
 import io.timbre.speaker.Speaker;
 import io.timbre.speaker.SpeakerService;
+import io.timbre.text.TextFrontend;
 import jakarta.ws.rs.Consumes;
 import jakarta.ws.rs.POST;
 import jakarta.ws.rs.Path;
@@ -17,8 +18,6 @@ import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.Response;
 import org.eclipse.microprofile.openapi.annotations.Operation;
 
-import io.timbre.text.TextFrontend;
-
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
@@ -28,8 +27,9 @@ import java.util.UUID;
  * characters), {@code voice} (a speaker id or the name of one of the caller's speakers, as a string or as
  * {@code {"id": ...}}), {@code response_format} (mp3 by default, opus, aac, flac, wav, pcm), {@code speed} (0.25 to
  * 4.0), {@code stream_format} ({@code audio} by default, or {@code sse}), {@code instructions} (ignored), and Timbre's
- * optional {@code seed} and {@code normalize} (false: speak the text as written). As OpenAI's, the audio is streamed with chunked transfer encoding as it is synthesized
- * (one chunk per vocoded segment; WAV with an unknown-length header); a client that disconnects cancels its work.
+ * optional {@code seed} and {@code normalize} (false: speak the text as written). As OpenAI's, the audio is
+ * streamed with chunked transfer encoding as it is synthesized (one chunk per vocoded segment; WAV with an
+ * unknown-length header); a client that disconnects cancels its work.
  */
 @Path("/v1/audio/speech")
 public class SpeechResource {

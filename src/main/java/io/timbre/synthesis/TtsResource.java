@@ -9,6 +9,7 @@ import jakarta.ws.rs.core.Context;
 import io.timbre.speaker.Speaker;
 import io.timbre.speaker.SpeakerResource;
 import io.timbre.speaker.SpeakerService;
+import io.timbre.text.TextFrontend;
 import io.quarkus.narayana.jta.QuarkusTransaction;
 import jakarta.ws.rs.Consumes;
 import jakarta.ws.rs.POST;
@@ -19,8 +20,6 @@ import jakarta.ws.rs.core.Response;
 import org.eclipse.microprofile.openapi.annotations.Operation;
 import org.jboss.resteasy.reactive.RestForm;
 import org.jboss.resteasy.reactive.multipart.FileUpload;
-
-import io.timbre.text.TextFrontend;
 
 import java.util.List;
 import java.util.UUID;
