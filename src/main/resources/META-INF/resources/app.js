@@ -784,6 +784,53 @@
     }
   });
 
+  // ================================================================================ reading preview
+
+  const PREVIEW_DELAY_MS = 400;
+  let previewTimer = null;
+  let previewSeq = 0;
+
+  /** Shows the segments synthesis will speak for the text (POST /v1/text/normalize), a moment after typing stops. */
+  async function previewReading() {
+    const text = $('tts-text').value;
+    const seq = ++previewSeq;
+    const list = $('tts-reading');
+    const status = $('tts-reading-status');
+    if (!text.trim() || !apiKey) {
+      list.replaceChildren();
+      $('tts-reading-language').textContent = '';
+      status.textContent = 'Type some text to see how it will be read.';
+      return;
+    }
+    try {
+      const res = await api('/v1/text/normalize', {method: 'POST', json: JSON.stringify({text})});
+      const reading = await res.json();
+      if (seq !== previewSeq) {
+        return;   // a newer text is being read
+      }
+      list.replaceChildren(...reading.segments.map((segment) => {
+        const item = document.createElement('li');
+        item.textContent = segment;
+        return item;
+      }));
+      $('tts-reading-language').textContent = `(${reading.language})`;
+      status.textContent = reading.segments.length === 1 ? 'One segment.'
+          : `${reading.segments.length} segments, each synthesized on its own.`;
+    } catch (e) {
+      if (seq !== previewSeq) {
+        return;
+      }
+      list.replaceChildren();
+      $('tts-reading-language').textContent = '';
+      status.textContent = e instanceof ApiError ? e.text : `No preview: ${e.message}`;
+    }
+  }
+
+  $('tts-text').addEventListener('input', () => {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(previewReading, PREVIEW_DELAY_MS);
+  });
+
   /** Reads a RIFF WAV file: its format and its first channel as floats. Throws on anything else. */
   function parseWav(buffer) {
     const v = new DataView(buffer);

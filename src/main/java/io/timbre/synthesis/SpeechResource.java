@@ -7,6 +7,7 @@ import io.timbre.api.ApiProblem;
 import io.timbre.audio.SpeechFormat;
 import io.timbre.speaker.Speaker;
 import io.timbre.speaker.SpeakerService;
+import io.timbre.text.TextFrontend;
 import jakarta.ws.rs.Consumes;
 import jakarta.ws.rs.POST;
 import jakarta.ws.rs.Path;
@@ -17,6 +18,7 @@ import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.Response;
 import org.eclipse.microprofile.openapi.annotations.Operation;
 
+import java.util.List;
 import java.util.Set;
 import java.util.UUID;
 
@@ -25,8 +27,9 @@ import java.util.UUID;
  * characters), {@code voice} (a speaker id or the name of one of the caller's speakers, as a string or as
  * {@code {"id": ...}}), {@code response_format} (mp3 by default, opus, aac, flac, wav, pcm), {@code speed} (0.25 to
  * 4.0), {@code stream_format} ({@code audio} by default, or {@code sse}), {@code instructions} (ignored), and Timbre's
- * optional {@code seed}. As OpenAI's, the audio is streamed with chunked transfer encoding as it is synthesized
- * (one chunk per vocoded segment; WAV with an unknown-length header); a client that disconnects cancels its work.
+ * optional {@code seed} and {@code normalize} (false: speak the text as written). As OpenAI's, the audio is
+ * streamed with chunked transfer encoding as it is synthesized (one chunk per vocoded segment; WAV with an
+ * unknown-length header); a client that disconnects cancels its work.
  */
 @Path("/v1/audio/speech")
 public class SpeechResource {
@@ -82,8 +85,13 @@ public class SpeechResource {
             }
             seed = s.asLong();
         }
+        JsonNode n = body.get("normalize");
+        if (n != null && !n.isNull() && !n.isBoolean()) {
+            throw ApiProblem.badRequest("'normalize' must be true or false.");
+        }
+        List<String> segments = synthesis.read(input, TextFrontend.Language.AUTO, n == null || n.isNull() || n.asBoolean()).segments();
         Speaker speaker = voice(userId, body.get("voice"));
-        return AudioResponses.stream(synthesis.start(speaker, input, seed, speed), format, streamFormat.equals("sse"), http);
+        return AudioResponses.stream(synthesis.start(speaker, segments, seed, speed), format, streamFormat.equals("sse"), http);
     }
 
     private static String text(JsonNode body, String field) {

@@ -10,9 +10,11 @@ import io.timbre.engine.Synthesizer;
 import io.timbre.speaker.Speaker;
 import io.timbre.speaker.SpeakerService;
 import io.timbre.speaker.SpeakerService.Source;
+import io.timbre.text.TextFrontend;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.ws.rs.core.Response;
 
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
@@ -182,32 +184,46 @@ public class SynthesisService {
 
     /** Speaks with a stored speaker's features and waits for the whole clip. */
     public Speech speak(Speaker speaker, String text, long seed) {
-        try (Synthesis s = start(speaker, text, seed, 1.0)) {
+        try (Synthesis s = start(speaker, read(text, TextFrontend.Language.AUTO, true).segments(), seed, 1.0)) {
             return s.all();
         }
     }
 
-    /** Starts speaking with a stored speaker's features (memory, file or re-extracted). */
-    public Synthesis start(Speaker speaker, String text, long seed, double speed) {
+    /**
+     * What synthesis will speak for {@code text}: the segments of the engine's text frontend (normalised unless
+     * {@code normalize} is false). Text with nothing speakable in it (blank, invisible characters, punctuation)
+     * is refused with 422.
+     */
+    public TextFrontend.Reading read(String text, TextFrontend.Language language, boolean normalize) {
+        TextFrontend.Reading r = engine.synthesizer().textFrontend().read(text, language, normalize);
+        if (r.segments().isEmpty()) {
+            throw ApiProblem.unprocessable("text-unspeakable", "Nothing to speak", "The text has nothing that can be "
+                    + "spoken: it is blank, invisible characters (zero-width, control) or punctuation only. Send words or numbers.");
+        }
+        return r;
+    }
+
+    /** Starts speaking the segments (from {@link #read}) with a stored speaker's features (memory, file or re-extracted). */
+    public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed) {
         SpeakerService.Resolved f = withSlot(() -> speakers.features(speaker));
-        return start(text, f.features(), f, f.source(), f.nanos(), seed, speed);
+        return start(segments, f.features(), f, f.source(), f.nanos(), seed, speed);
     }
 
     /**
-     * Starts speaking zero-shot: features extracted from the prompt for this request only. The transcript is
-     * normalized first, as CosyVoice's inference_zero_shot does (text_normalize(prompt_text, split=False)).
+     * Starts speaking the segments zero-shot: features extracted from the prompt for this request only. The
+     * transcript is normalized first, as CosyVoice's inference_zero_shot does (text_normalize(prompt_text, split=False)).
      */
-    public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, String text, long seed, double speed) {
+    public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, List<String> segments, long seed, double speed) {
         long t0 = System.nanoTime();
         String normalized = engine.synthesizer().textFrontend().normalize(promptText);
         SpeakerFeatures f = withSlot(() -> engine.extractor().extract(promptPcm, promptRate, normalized));
-        return start(text, f, f, Source.ZERO_SHOT, System.nanoTime() - t0, seed, speed);
+        return start(segments, f, f, Source.ZERO_SHOT, System.nanoTime() - t0, seed, speed);
     }
 
-    private Synthesis start(String text, SpeakerFeatures features, AutoCloseable owner, Source source, long featureNanos,
+    private Synthesis start(List<String> segments, SpeakerFeatures features, AutoCloseable owner, Source source, long featureNanos,
                             long seed, double speed) {
         try {
-            SynthesisJob job = engine.synthesizer().submit(features, text, new Synthesizer.Options(seed, false, speed));
+            SynthesisJob job = engine.synthesizer().submit(features, segments, new Synthesizer.Options(seed, false, speed));
             return new Synthesis(job, owner, source, featureNanos, seed);
         } catch (RuntimeException e) {
             try {

@@ -9,6 +9,7 @@ import jakarta.ws.rs.core.Context;
 import io.timbre.speaker.Speaker;
 import io.timbre.speaker.SpeakerResource;
 import io.timbre.speaker.SpeakerService;
+import io.timbre.text.TextFrontend;
 import io.quarkus.narayana.jta.QuarkusTransaction;
 import jakarta.ws.rs.Consumes;
 import jakarta.ws.rs.POST;
@@ -20,6 +21,7 @@ import org.eclipse.microprofile.openapi.annotations.Operation;
 import org.jboss.resteasy.reactive.RestForm;
 import org.jboss.resteasy.reactive.multipart.FileUpload;
 
+import java.util.List;
 import java.util.UUID;
 
 /**
@@ -38,8 +40,10 @@ public class TtsResource {
      * @param stream true: chunked audio as each segment is vocoded (a WAV header with unknown length, or raw PCM)
      * @param format {@code wav} (default) or {@code pcm} (16-bit little-endian mono at X-Timbre-Sample-Rate)
      * @param speed  0.25 to 4.0 (default 1.0): the speaking rate, pitch kept
+     * @param normalize false: speak the text as written (no reading of numbers, dates, units...); default true
      */
-    public record TtsRequest(String text, UUID speakerId, Long seed, Boolean stream, String format, Double speed) {
+    public record TtsRequest(String text, UUID speakerId, Long seed, Boolean stream, String format, Double speed,
+                             Boolean normalize) {
     }
 
     private final SynthesisService synthesis;
@@ -62,6 +66,7 @@ public class TtsResource {
             throw ApiProblem.badRequest("Send a JSON object: {\"text\": \"...\", \"speakerId\": \"...\" (optional), \"seed\": 0 (optional)}.");
         }
         String text = checkText(request.text());
+        List<String> segments = synthesis.read(text, TextFrontend.Language.AUTO, !Boolean.FALSE.equals(request.normalize())).segments();
         UUID speakerId = request.speakerId() != null ? request.speakerId()
                 : QuarkusTransaction.requiringNew().call(() -> User.<User>findById(userId).currentSpeakerId);
         if (speakerId == null) {
@@ -73,7 +78,7 @@ public class TtsResource {
         Speaker speaker = speakers.get(userId, speakerId);
         SpeechFormat format = format(request.format());
         double speed = speed(request.speed());
-        return respond(synthesis.start(speaker, text, seed(request.seed()), speed), Boolean.TRUE.equals(request.stream()),
+        return respond(synthesis.start(speaker, segments, seed(request.seed()), speed), Boolean.TRUE.equals(request.stream()),
                 format, http);
     }
 
@@ -83,9 +88,9 @@ public class TtsResource {
     @Operation(summary = "Speak text zero-shot from a recording sent with the request; nothing is stored")
     public Response zeroShot(@RestForm String text, @RestForm String promptText, @RestForm("audio") FileUpload audio,
                              @RestForm Long seed, @RestForm Boolean stream, @RestForm String format, @RestForm Double speed,
-                             @Context HttpServerResponse http) {
+                             @RestForm Boolean normalize, @Context HttpServerResponse http) {
         user.requireUserId();
-        String t = checkText(text);
+        List<String> segments = synthesis.read(checkText(text), TextFrontend.Language.AUTO, !Boolean.FALSE.equals(normalize)).segments();
         SpeechFormat f = format(format);
         double rate = speed(speed);
         byte[] wav = SpeakerResource.bytes(audio, "audio",
@@ -96,7 +101,7 @@ public class TtsResource {
                     "Send 'promptText': the words spoken in the recording.");
         }
         SpeakerService.PromptAudio pcm = speakers.normalisePrompt(wav);
-        return respond(synthesis.startZeroShot(pcm.samples(), pcm.sampleRate(), prompt, t, seed(seed), rate),
+        return respond(synthesis.startZeroShot(pcm.samples(), pcm.sampleRate(), prompt, segments, seed(seed), rate),
                 Boolean.TRUE.equals(stream), f, http);
     }
 
