@@ -27,7 +27,7 @@ public final class NativeFfmpeg {
             Loader.load(swresample.class);
             Loader.load(avcodec.class);
             Loader.load(avformat.class);
-            avutil.av_log_set_level(avutil.AV_LOG_ERROR);
+            avutil.av_log_set_level(avutil.AV_LOG_QUIET);
             loaded = true;
         }
     }

@@ -119,8 +119,8 @@ public final class WavCodec {
         if (AudioFormat.Encoding.PCM_FLOAT.equals(encoding) && (bits == 32 || bits == 64)) {
             ByteOrder order = bigEndian ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN;
             return bits == 32
-                    ? (data, offset) -> finite(ByteBuffer.wrap(data, offset, 4).order(order).getFloat())
-                    : (data, offset) -> finite(ByteBuffer.wrap(data, offset, 8).order(order).getDouble());
+                    ? (data, offset) -> nanUnlessFinite(ByteBuffer.wrap(data, offset, 4).order(order).getFloat())
+                    : (data, offset) -> nanUnlessFinite(ByteBuffer.wrap(data, offset, 8).order(order).getDouble());
         }
         if (AudioFormat.Encoding.PCM_UNSIGNED.equals(encoding) && bits == 8) {
             return (data, offset) -> ((data[offset] & 0xFF) - 128) / 128.0;
@@ -144,8 +144,10 @@ public final class WavCodec {
         return (value << shift) >> shift; // sign-extend
     }
 
-    private static double finite(double value) {
-        return Double.isFinite(value) ? value : 0.0;
+    /** NaN and infinities stay NaN through the mix to mono (clamping would hide an infinity), so that
+     * {@link AudioChecks} refuses them instead of hearing silence or full scale. */
+    private static double nanUnlessFinite(double value) {
+        return Double.isFinite(value) ? value : Double.NaN;
     }
 
     /**

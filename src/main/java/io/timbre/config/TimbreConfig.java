@@ -106,6 +106,17 @@ public interface TimbreConfig {
 
         @WithDefault("2g")
         String memoryWatermark();
+
+        /**
+         * When freed host memory goes back to the OS (malloc_trim): never, per-request, watermark or idle (when
+         * the last request in flight finishes, and past host-memory-watermark); see io.timbre.engine.HostMemory.
+         */
+        @WithDefault("idle")
+        String hostMemoryPolicy();
+
+        /** Resident bytes above which watermark and idle trim after a request ("0": idle trims only when idle). */
+        @WithDefault("1536m")
+        String hostMemoryWatermark();
     }
 
     /** Read by {@code io.timbre.db.EmbeddedPostgresConfigSourceFactory} before CDI exists; listed here for docs. */

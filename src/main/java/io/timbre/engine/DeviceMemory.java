@@ -5,8 +5,9 @@ import org.bytedeco.pytorch.Device;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * The device-memory side of the engine: reads allocated/reserved bytes of the CUDA caching allocator (zero on
- * CPU), and applies a {@link MemoryPolicy} once per request.
+ * The memory side of the engine: reads allocated/reserved bytes of the CUDA caching allocator (zero on
+ * CPU), and applies a {@link MemoryPolicy} once per request; the host's malloc is trimmed by its own policy
+ * ({@link HostMemory}) at the same moment, on every device.
  */
 public final class DeviceMemory {
     public record Stats(long allocated, long reserved) {
@@ -23,20 +24,36 @@ public final class DeviceMemory {
     private final Allocator allocator;
     private final AtomicLong decisions = new AtomicLong();
     private final AtomicLong releases = new AtomicLong();
+    private final HostMemory host;
 
     public DeviceMemory(MemoryPolicy policy, Allocator allocator) {
+        this(policy, allocator, HostMemory.never());
+    }
+
+    public DeviceMemory(MemoryPolicy policy, Allocator allocator, HostMemory host) {
         this.policy = policy;
         this.allocator = allocator;
+        this.host = host;
     }
 
     public static DeviceMemory forDevice(Device device, String policy, String watermark) {
-        MemoryPolicy p = MemoryPolicy.parse(policy, watermark);
-        return new DeviceMemory(p, device.is_cuda() ? new CudaAllocator(device.index()) : new NoAllocator());
+        return forDevice(device, policy, watermark, HostMemory.never());
     }
 
-    /** Called once when a request's last segment is done. @return true if the cache was emptied */
+    public static DeviceMemory forDevice(Device device, String policy, String watermark, HostMemory host) {
+        MemoryPolicy p = MemoryPolicy.parse(policy, watermark);
+        return new DeviceMemory(p, device.is_cuda() ? new CudaAllocator(device.index()) : new NoAllocator(), host);
+    }
+
+    /** Called once when a request is admitted (the host policy's idle tracking). */
+    public void beforeRequest() {
+        host.requestStarted();
+    }
+
+    /** Called once when a request's last segment is done. @return true if the CUDA cache was emptied */
     public boolean afterRequest() {
         decisions.incrementAndGet();
+        host.requestFinished();
         if (policy.shouldRelease(allocator.stats())) {
             allocator.emptyCache();
             releases.incrementAndGet();
@@ -59,6 +76,10 @@ public final class DeviceMemory {
 
     public MemoryPolicy policy() {
         return policy;
+    }
+
+    public HostMemory host() {
+        return host;
     }
 
     /** CPU: LibTorch's CPU allocator keeps no cache to empty. */

@@ -61,7 +61,7 @@ public sealed interface MemoryPolicy {
         }
     }
 
-    static long parseBytes(String s) {
+    public static long parseBytes(String s) {
         String v = s.trim().toLowerCase(Locale.ROOT);
         long mul = 1;
         char last = v.isEmpty() ? ' ' : v.charAt(v.length() - 1);

@@ -232,6 +232,7 @@ public final class Synthesizer implements AutoCloseable {
                 throw new Busy(waiting.size() + " requests are already waiting for the engine; retry shortly.", retryAfter());
             }
             waiting.add(new Job(job, System.nanoTime()));
+            memory.beforeRequest();   // its close() calls afterRequest()
             wake.signal();
         } finally {
             lock.unlock();

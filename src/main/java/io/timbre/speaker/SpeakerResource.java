@@ -46,11 +46,11 @@ public class SpeakerResource {
 
     @POST
     @Consumes(MediaType.MULTIPART_FORM_DATA)
-    @Operation(summary = "Register a speaker from a 3-30 s WAV and its transcript; features are computed once, here")
+    @Operation(summary = "Register a speaker from a 3-30 s recording (WAV, MP3, M4A, Ogg, FLAC or WebM) and its transcript; features are computed once, here")
     public Response register(@RestForm String name, @RestForm String promptText, @RestForm("audio") FileUpload audio) {
         long owner = user.requireUserId();
         Speaker s = speakers.register(owner, name, promptText, bytes(audio, "audio",
-                "Attach the recording as the 'audio' part (a WAV file of 3 to 30 seconds)."));
+                "Attach the recording as the 'audio' part (3 to 30 seconds of WAV, MP3, M4A, Ogg, FLAC or WebM)."));
         return Response.created(URI.create("/v1/speakers/" + s.id)).entity(SpeakerResponse.of(s)).build();
     }
 

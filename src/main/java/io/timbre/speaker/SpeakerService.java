@@ -7,8 +7,11 @@ import io.timbre.account.User;
 import io.timbre.api.ApiProblem;
 import io.timbre.audio.DecodedAudio;
 import io.timbre.audio.InvalidAudioException;
-import io.timbre.audio.WavCodec;
 import io.timbre.config.TimbreConfig;
+import io.timbre.audio.AudioChecks;
+import io.timbre.audio.AudioDecoder;
+import io.timbre.audio.ImplausibleAudioException;
+import io.timbre.audio.UnsupportedAudioException;
 import io.timbre.engine.FeatureFileException;
 import io.timbre.engine.ModelPack;
 import io.timbre.engine.PackManifest;
@@ -80,29 +83,43 @@ public class SpeakerService {
     public record PromptAudio(float[] samples, int sampleRate) {
     }
 
-    /** Decodes a WAV upload, checks its length and makes it mono at its own rate (422 saying what is wrong). */
-    public PromptAudio normalisePrompt(byte[] wav) {
-        if (wav == null || wav.length == 0) {
-            throw ApiProblem.unprocessable("audio-missing", "Audio missing", "The 'audio' part is empty; attach a WAV recording of 3 to 30 seconds.");
-        }
-        DecodedAudio audio;
-        try {
-            audio = WavCodec.decode(wav);
-        } catch (InvalidAudioException e) {
-            throw ApiProblem.unprocessable("audio-invalid", "Audio not usable", e.getMessage());
+    /**
+     * Decodes an upload (WAV, MP3, M4A, Ogg, FLAC or WebM), refuses implausible audio, checks its length and makes
+     * it mono at its own rate (415 for a format not on the allow-list, 422 saying what is wrong otherwise).
+     */
+    public PromptAudio normalisePrompt(byte[] upload) {
+        if (upload == null || upload.length == 0) {
+            throw ApiProblem.unprocessable("audio-missing", "Audio missing", "The 'audio' part is empty; attach a recording of 3 to 30 seconds.");
         }
         PackManifest m = engine.pack().manifest;
+        DecodedAudio audio = audioProblems(() -> AudioDecoder.decode(upload, m.maxPromptSeconds()));
         if (audio.seconds() < m.minPromptSeconds()) {
             throw ApiProblem.unprocessable("audio-too-short", "Audio too short", String.format(
                     "The recording is %.2f s long; it must be at least %.0f s.", audio.seconds(), m.minPromptSeconds()));
         }
         if (audio.seconds() > m.maxPromptSeconds()) {
             throw ApiProblem.unprocessable("audio-too-long", "Audio too long", String.format(
-                    "The recording is %.2f s long; it must be at most %.0f s. Trim it and try again.", audio.seconds(), m.maxPromptSeconds()));
+                    "The recording is longer than %.0f s (%.2f s or more); trim it and try again.", m.maxPromptSeconds(), audio.seconds()));
         }
+        audioProblems(() -> {
+            AudioChecks.requirePlausible(audio);
+            return audio;
+        });
         float[] pcm = audio.samples();
         int max = (int) (m.maxPromptSeconds() * audio.sampleRate());
         return new PromptAudio(pcm.length > max ? java.util.Arrays.copyOf(pcm, max) : pcm, audio.sampleRate());
+    }
+
+    private static DecodedAudio audioProblems(java.util.function.Supplier<DecodedAudio> step) {
+        try {
+            return step.get();
+        } catch (UnsupportedAudioException e) {
+            throw new ApiProblem(415, "audio-unsupported", "Audio format not supported", e.getMessage());
+        } catch (ImplausibleAudioException e) {
+            throw ApiProblem.unprocessable(e.kind(), e.title(), e.getMessage());
+        } catch (InvalidAudioException e) {
+            throw ApiProblem.unprocessable("audio-invalid", "Audio not usable", e.getMessage());
+        }
     }
 
     static byte[] toBytes(float[] pcm) {

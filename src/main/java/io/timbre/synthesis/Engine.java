@@ -8,6 +8,7 @@ import io.timbre.config.TimbreConfig;
 import io.timbre.engine.DeviceMemory;
 import io.timbre.engine.FeatureExtractor;
 import io.timbre.engine.FeatureSchema;
+import io.timbre.engine.HostMemory;
 import io.timbre.engine.ModelPack;
 import io.timbre.engine.OnnxModels;
 import io.timbre.engine.SpeakerFeatures;
@@ -54,7 +55,9 @@ public class Engine {
             tokenizer = new TextTokenizer(dir.resolve(p.manifest.moduleFiles().get("tokenizer")));
             extractor = new FeatureExtractor(p, tokenizer);
             schema = FeatureSchema.of(p);
-            DeviceMemory memory = DeviceMemory.forDevice(p.device, config.engine().memoryPolicy(), config.engine().memoryWatermark());
+            HostMemory host = HostMemory.parse(config.engine().hostMemoryPolicy(), config.engine().hostMemoryWatermark());
+            DeviceMemory memory = DeviceMemory.forDevice(p.device, config.engine().memoryPolicy(), config.engine().memoryWatermark(), host);
+            LOG.infof("memory policies: device %s, host %s", memory.policy().describe(), host.describe());
             TimbreConfig.Engine e = config.engine();
             synthesizer = new Synthesizer(p, tokenizer, new Synthesizer.Settings(e.batching(), Math.max(1, e.maxBatch()),
                     Math.max(0, e.queueSize()), e.queueTimeout(), e.segmentWorkers()), memory);
@@ -75,6 +78,12 @@ public class Engine {
             Gauge.builder("timbre.device.memory.reserved", memory, m -> m.stats().reserved()).baseUnit("bytes").register(registry);
             Gauge.builder("timbre.device.memory.releases", memory, DeviceMemory::releases)
                     .description("times the device-memory policy emptied the CUDA cache").register(registry);
+            Gauge.builder("timbre.host.memory.trims", host, HostMemory::trims)
+                    .description("times freed host memory was returned to the OS (malloc_trim)").register(registry);
+            Gauge.builder("timbre.host.memory.trim.seconds", host, h -> h.trimNanos() / 1e9).baseUnit("seconds")
+                    .description("time spent in malloc_trim, summed").register(registry);
+            Gauge.builder("timbre.host.memory.released", host, HostMemory::releasedBytes).baseUnit("bytes")
+                    .description("resident bytes malloc_trim returned, summed").register(registry);
             Gauge.builder("timbre.javacpp.tracked", Pointer::totalBytes).baseUnit("bytes")
                     .description("native bytes tracked by JavaCPP").register(registry);
             Gauge.builder("timbre.javacpp.physical", Pointer::physicalBytes).baseUnit("bytes")

@@ -73,7 +73,7 @@ public class TtsResource {
             throw ApiProblem.unprocessable("no-speaker", "No speaker",
                     "You have no current speaker and named none. Register one (POST /v1/speakers) and select it "
                             + "(PUT /v1/me/speaker), pass \"speakerId\", or clone zero-shot: send multipart/form-data "
-                            + "with 'text', 'promptText' and 'audio' (a 3-30 s WAV).");
+                            + "with 'text', 'promptText' and 'audio' (a 3-30 s recording: WAV, MP3, M4A, Ogg, FLAC or WebM).");
         }
         Speaker speaker = speakers.get(userId, speakerId);
         SpeechFormat format = format(request.format());
@@ -94,7 +94,7 @@ public class TtsResource {
         SpeechFormat f = format(format);
         double rate = speed(speed);
         byte[] wav = SpeakerResource.bytes(audio, "audio",
-                "Zero-shot needs the 'audio' part (a 3-30 s WAV) and its 'promptText'; or use a registered speaker.");
+                "Zero-shot needs the 'audio' part (a 3-30 s recording: WAV, MP3, M4A, Ogg, FLAC or WebM) and its 'promptText'; or use a registered speaker.");
         String prompt = promptText == null || promptText.isBlank() ? null : promptText.strip();
         if (prompt == null) {
             throw ApiProblem.unprocessable("prompt-text-missing", "Transcript missing",

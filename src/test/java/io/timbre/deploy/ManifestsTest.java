@@ -267,6 +267,17 @@ class ManifestsTest {
                 "JavaCPP must collect tensors before the container hits its memory limit");
     }
 
+    /** Freed host memory goes back to the OS (malloc_trim) before JavaCPP's ceiling, which is below the limit. */
+    @ParameterizedTest
+    @ValueSource(strings = {"base", "overlays/cpu", "overlays/gpu"})
+    void hostMemoryIsTrimmedBelowJavaCppsCeiling(String target) {
+        Map<String, String> env = environment(target);
+        assertEquals("idle", env.get("TIMBRE_ENGINE_HOST_MEMORY_POLICY"));
+        long watermark = io.timbre.engine.MemoryPolicy.parseBytes(env.get("TIMBRE_ENGINE_HOST_MEMORY_WATERMARK"));
+        long ceiling = parseJavaCppBytes(systemProperties(target).get("org.bytedeco.javacpp.maxPhysicalBytes"));
+        assertTrue(watermark > 0 && watermark < ceiling, "host memory watermark " + watermark + " below maxPhysicalBytes " + ceiling);
+    }
+
     // ------------------------------------------------------------------------------------- volumes and security
 
     @ParameterizedTest

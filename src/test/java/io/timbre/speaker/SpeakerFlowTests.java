@@ -153,8 +153,9 @@ class SpeakerFlowTests {
         String key = TestUsers.createUser(TestUsers.uniqueName("bad"));
         long files = featureFiles();
         byte[] wav = prompt();
-        expect422(given().auth().oauth2(key).multiPart("name", "x").multiPart("promptText", "t")
-                .multiPart("audio", "a.wav", "not a wav at all".getBytes(), "audio/wav").post("/v1/speakers"), "audio-invalid");
+        given().auth().oauth2(key).multiPart("name", "x").multiPart("promptText", "t")
+                .multiPart("audio", "a.wav", "not a wav at all".getBytes(), "audio/wav").post("/v1/speakers")
+                .then().statusCode(415).contentType("application/problem+json").body("type", equalTo("urn:timbre:problem:audio-unsupported"));
         expect422(given().auth().oauth2(key).multiPart("name", "x").multiPart("promptText", "t")
                 .multiPart("audio", "a.wav", java.util.Arrays.copyOf(wav, 44 + 2 * 16000), "audio/wav").post("/v1/speakers"), "audio-invalid");
         expect422(given().auth().oauth2(key).multiPart("name", "x").multiPart("promptText", "t")
