@@ -3,6 +3,7 @@ package io.timbre.synthesis;
 import io.timbre.account.CurrentUser;
 import io.timbre.account.User;
 import io.timbre.api.ApiProblem;
+import io.timbre.api.TextInputs;
 import io.timbre.audio.SpeechFormat;
 import io.vertx.core.http.HttpServerResponse;
 import jakarta.ws.rs.core.Context;
@@ -90,6 +91,7 @@ public class TtsResource {
         double rate = speed(speed);
         byte[] wav = SpeakerResource.bytes(audio, "audio",
                 "Zero-shot needs the 'audio' part (a 3-30 s WAV) and its 'promptText'; or use a registered speaker.");
+        TextInputs.requireNoNul("promptText", promptText);
         String prompt = promptText == null || promptText.isBlank() ? null : promptText.strip();
         if (prompt == null) {
             throw ApiProblem.unprocessable("prompt-text-missing", "Transcript missing",
@@ -136,6 +138,7 @@ public class TtsResource {
     }
 
     static String checkText(String text) {
+        TextInputs.requireNoNul("text", text);
         if (text == null || text.isBlank()) {
             throw ApiProblem.unprocessable("text-missing", "Text missing", "Send the 'text' to speak.");
         }
