@@ -38,7 +38,8 @@ public class HttpProblemRoutes {
 
     void install(@Observes Router router) {
         maxBodySize.ifPresent(limit -> router.route().order(BODY_LIMIT_ORDER)
-                .handler(ctx -> rejectOversizedBody(ctx, limit.asLongValue())));
+                .handler(ctx -> rejectOversizedBody(ctx, limit.asLongValue()))
+                .failureHandler(ctx -> oversizedWhileReading(ctx, limit.asLongValue())));
         router.route().order(NOT_FOUND_ORDER).handler(this::notFound);
     }
 
@@ -51,6 +52,16 @@ public class HttpProblemRoutes {
             return;
         }
         ctx.next();
+    }
+
+    /** A body without Content-Length (chunked) that grew over the limit while it was read. */
+    private void oversizedWhileReading(RoutingContext ctx, long limit) {
+        if (ctx.statusCode() != 413 || ctx.response().headWritten()) {
+            ctx.next();
+            return;
+        }
+        sendAndClose(json, ctx, "about:blank", 413, "Content too large", "The request body is over the limit of "
+                + limit + " bytes (quarkus.http.limits.max-body-size).");
     }
 
     private void notFound(RoutingContext ctx) {

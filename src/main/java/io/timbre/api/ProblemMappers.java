@@ -113,6 +113,12 @@ public class ProblemMappers {
                     .header("Retry-After", Integer.toString(DATABASE_RETRY_AFTER_SECONDS))
                     .build();
         }
+        if (isClientGone(e)) {
+            // The client closed the connection mid-upload: nobody reads this answer, and it is no server error.
+            LOG.infof("The client closed the connection before its request to %s was read", uri.getPath());
+            return problem(ApiProblem.TYPE_PREFIX + "client-closed", "Client closed the connection", 400,
+                    "The connection was closed before the request body was complete.", uri, null).build();
+        }
         if (isNulCharacter(e)) {
             return problem(ApiProblem.TYPE_PREFIX + "nul-character", "NUL character in text", 400,
                     "A text field contains a NUL character (U+0000); remove it and send the request again.", uri, null)
@@ -151,6 +157,17 @@ public class ProblemMappers {
         LOG.debugf("problem %s, full detail: %s", reference, detail);
         return (cleaned.isEmpty() ? "The file or input could not be processed." : cleaned)
                 + " (reference " + reference + " in the server log at debug level)";
+    }
+
+    /** Vert.x's {@code HttpClosedException} anywhere in the chain: the connection went away while it was read. */
+    private static boolean isClientGone(Throwable e) {
+        java.util.Set<Throwable> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (Throwable t = e; t != null && seen.add(t); t = t.getCause()) {
+            if (t instanceof io.vertx.core.http.HttpClosedException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** PostgreSQL's "invalid byte sequence for encoding UTF8: 0x00" (SQLState 22021): a NUL no check caught. */

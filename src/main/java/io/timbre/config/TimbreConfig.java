@@ -33,6 +33,13 @@ public interface TimbreConfig {
     /** Feature files; default {@code <data-dir>/features} ({@code TIMBRE_FEATURE_DIR}). */
     Optional<String> featureDir();
 
+    /**
+     * At startup, temporary and orphan feature files older than this are removed; younger ones may belong to a
+     * registration of another replica sharing the directory ({@code TIMBRE_FEATURE_CLEANUP_GRACE}).
+     */
+    @WithDefault("10m")
+    java.time.Duration featureCleanupGrace();
+
     Engine engine();
 
     /** Inference settings. */

@@ -9,11 +9,11 @@ import java.time.Instant;
 import java.util.HashSet;
 import java.util.Set;
 
-import org.eclipse.microprofile.config.inject.ConfigProperty;
 import org.jboss.logging.Logger;
 
 import io.quarkus.narayana.jta.QuarkusTransaction;
 import io.quarkus.runtime.StartupEvent;
+import io.timbre.config.TimbreConfig;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 
@@ -29,10 +29,9 @@ public class FeatureJanitor {
     private final FeatureStore store;
     private final Duration grace;
 
-    FeatureJanitor(FeatureStore store,
-            @ConfigProperty(name = "timbre.feature-cleanup-grace", defaultValue = "10m") Duration grace) {
+    FeatureJanitor(FeatureStore store, TimbreConfig config) {
         this.store = store;
-        this.grace = grace;
+        this.grace = config.featureCleanupGrace();
     }
 
     void atStartup(@Observes StartupEvent ignored) {

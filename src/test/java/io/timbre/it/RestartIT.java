@@ -42,7 +42,15 @@ class RestartIT {
                     .put("/v1/me/speaker").then().statusCode(200);
             before = tts(app, key).asByteArray();
         }
+        // What a registration killed midway (kill -9) leaves: a temporary file and a file no speaker row names.
+        java.nio.file.attribute.FileTime old = java.nio.file.attribute.FileTime.from(
+                java.time.Instant.now().minus(java.time.Duration.ofHours(1)));
+        Path leftTemp = Files.write(data.resolve("features").resolve("." + java.util.UUID.randomUUID() + "77.tmp"), new byte[8]);
+        Path leftOrphan = Files.write(data.resolve("features").resolve(java.util.UUID.randomUUID() + ".pt"), new byte[8]);
+        Files.setLastModifiedTime(leftTemp, old);
+        Files.setLastModifiedTime(leftOrphan, old);
         try (App app = App.start(data)) {
+            assertTrue(!Files.exists(leftTemp) && !Files.exists(leftOrphan), "the restart removed the leftovers");
             app.given().auth().oauth2("timbre-dev-admin-key").contentType(ContentType.JSON).body("{\"name\":\"dev\"}")
                     .post("/v1/users").then().statusCode(401);   // the published dev key is no key here
             app.given().auth().oauth2(app.adminKey()).contentType(ContentType.JSON).body("{\"name\":\"again\"}")
