@@ -42,8 +42,16 @@ public class UploadGuard {
     private final int maxUploads;
     private final AtomicInteger uploads = new AtomicInteger();
 
-    UploadGuard(ObjectMapper json, TimbreConfig config, MeterRegistry registry) {
+    /** quarkus.http.limits.max-body-size, enforced here for chunked bodies (else Quarkus answers an empty 413). */
+    private final long maxBodyBytes;
+    /** How often a chunked body's size is checked against the limit while it arrives. */
+    private static final long CHUNKED_CHECK_MILLIS = 20;
+
+    UploadGuard(ObjectMapper json, TimbreConfig config, MeterRegistry registry,
+            @org.eclipse.microprofile.config.inject.ConfigProperty(name = "quarkus.http.limits.max-body-size")
+            java.util.Optional<io.quarkus.runtime.configuration.MemorySize> maxBodySize) {
         this.json = json;
+        this.maxBodyBytes = maxBodySize.map(io.quarkus.runtime.configuration.MemorySize::asLongValue).orElse(0L);
         this.bodyTimeoutMillis = Math.max(1, config.http().bodyTimeout().toMillis());
         this.maxUploads = config.http().maxConcurrentUploads();
         Gauge.builder("timbre.http.uploads", uploads, AtomicInteger::get)
@@ -52,6 +60,31 @@ public class UploadGuard {
 
     void install(@Observes Router router) {
         router.route().order(ORDER).handler(this::guard);
+        if (maxBodyBytes > 0) {
+            // After Quarkus' own limit route (order -2), which makes its body reader answer an empty 413 for a
+            // chunked body over the limit: that limit is lifted for chunked bodies, which are checked here instead.
+            router.route().order(-1).handler(ctx -> {
+                if (ctx.request().getHeader(HttpHeaders.CONTENT_LENGTH) == null) {
+                    ctx.put(io.quarkus.vertx.http.runtime.VertxHttpRecorder.MAX_REQUEST_SIZE_KEY, Long.MAX_VALUE);
+                }
+                ctx.next();
+            });
+        }
+    }
+
+    /** Answers 413 problem+json as soon as a chunked body passes the size limit. */
+    private void watchChunkedSize(RoutingContext ctx) {
+        HttpServerRequest request = ctx.request();
+        ctx.vertx().setPeriodic(CHUNKED_CHECK_MILLIS, id -> {
+            if (request.isEnded() || ctx.response().ended() || ctx.response().headWritten()) {
+                ctx.vertx().cancelTimer(id);
+            } else if (request.bytesRead() > maxBodyBytes) {
+                ctx.vertx().cancelTimer(id);
+                HttpProblemRoutes.sendAndClose(json, ctx, "about:blank", 413, "Content too large",
+                        "The request body is over the limit of " + maxBodyBytes
+                                + " bytes (quarkus.http.limits.max-body-size).");
+            }
+        });
     }
 
     private void guard(RoutingContext ctx) {
@@ -73,6 +106,9 @@ public class UploadGuard {
                     "Too many uploads", "The server is receiving " + maxUploads
                             + " uploads already (timbre.http.max-concurrent-uploads); retry in a few seconds.");
             return;
+        }
+        if (chunked && length == null && maxBodyBytes > 0) {
+            watchChunkedSize(ctx);
         }
         AtomicBoolean done = new AtomicBoolean();
         Runnable release = () -> {
