@@ -73,9 +73,9 @@ public class UploadGuard {
     }
 
     /** Answers 413 problem+json as soon as a chunked body passes the size limit. */
-    private void watchChunkedSize(RoutingContext ctx) {
+    private long watchChunkedSize(RoutingContext ctx) {
         HttpServerRequest request = ctx.request();
-        ctx.vertx().setPeriodic(CHUNKED_CHECK_MILLIS, id -> {
+        return ctx.vertx().setPeriodic(CHUNKED_CHECK_MILLIS, id -> {
             if (request.isEnded() || ctx.response().ended() || ctx.response().headWritten()) {
                 ctx.vertx().cancelTimer(id);
             } else if (request.bytesRead() > maxBodyBytes) {
@@ -107,9 +107,7 @@ public class UploadGuard {
                             + " uploads already (timbre.http.max-concurrent-uploads); retry in a few seconds.");
             return;
         }
-        if (chunked && length == null && maxBodyBytes > 0) {
-            watchChunkedSize(ctx);
-        }
+        long sizeWatch = chunked && length == null && maxBodyBytes > 0 ? watchChunkedSize(ctx) : -1;
         AtomicBoolean done = new AtomicBoolean();
         Runnable release = () -> {
             if (done.compareAndSet(false, true) && upload) {
@@ -120,6 +118,9 @@ public class UploadGuard {
         timer.set(ctx.vertx().setTimer(bodyTimeoutMillis, id -> atDeadline(ctx, declared, 1, release, timer)));
         ctx.addEndHandler(ignored -> {
             ctx.vertx().cancelTimer(timer.get());
+            if (sizeWatch >= 0) {
+                ctx.vertx().cancelTimer(sizeWatch);
+            }
             release.run();
         });
         ctx.next();
