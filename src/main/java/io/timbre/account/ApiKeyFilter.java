@@ -3,7 +3,7 @@ package io.timbre.account;
 import org.jboss.resteasy.reactive.server.ServerRequestFilter;
 
 import io.timbre.api.ApiProblem;
-import io.timbre.config.TimbreConfig;
+import io.vertx.core.http.HttpServerRequest;
 import jakarta.ws.rs.HttpMethod;
 import jakarta.ws.rs.container.ContainerRequestContext;
 import jakarta.ws.rs.core.HttpHeaders;
@@ -17,12 +17,14 @@ public class ApiKeyFilter {
 
     private static final String BEARER = "bearer ";
 
-    private final TimbreConfig config;
+    private final AdminKey adminKey;
+    private final AuthRateLimiter limiter;
     private final UserService users;
     private final CurrentUser currentUser;
 
-    ApiKeyFilter(TimbreConfig config, UserService users, CurrentUser currentUser) {
-        this.config = config;
+    ApiKeyFilter(AdminKey adminKey, AuthRateLimiter limiter, UserService users, CurrentUser currentUser) {
+        this.adminKey = adminKey;
+        this.limiter = limiter;
         this.users = users;
         this.currentUser = currentUser;
     }
@@ -35,18 +37,26 @@ public class ApiKeyFilter {
     }
 
     @ServerRequestFilter
-    public void authenticate(ContainerRequestContext request) {
+    public void authenticate(ContainerRequestContext request, HttpServerRequest http) {
         if (!needsKey(request)) {
             return;
         }
+        String client = http.remoteAddress() == null ? "unknown" : http.remoteAddress().hostAddress();
+        limiter.retryAfterSeconds(client).ifPresent(seconds -> {
+            throw new ApiProblem(429, "too-many-failed-authentications", "Too many failed authentications",
+                    "This address sent too many invalid API keys; wait " + seconds + " s before trying again.")
+                    .withHeader("Retry-After", Long.toString(seconds));
+        });
         String key = bearerKey(request);
-        if (ApiKeys.secretEquals(key, config.adminKey())) {
+        if (adminKey.matches(key)) {
             currentUser.signInAdmin();
             return;
         }
-        UserService.Principal principal = users.authenticate(key).orElseThrow(
-                () -> ApiProblem.unauthorized("The API key is not valid. Send the key you got when your user was "
-                        + "created, as 'Authorization: Bearer tmb_...'."));
+        UserService.Principal principal = users.authenticate(key).orElseThrow(() -> {
+            limiter.failed(client);
+            return ApiProblem.unauthorized("The API key is not valid. Send the key you got when your user was "
+                    + "created, as 'Authorization: Bearer tmb_...'.");
+        });
         currentUser.signIn(principal.id(), principal.name());
     }
 

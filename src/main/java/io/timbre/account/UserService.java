@@ -62,6 +62,17 @@ public class UserService {
                 "speaker-not-found", "Speaker not found",
                 "You have no speaker with id " + speakerId + "; register one first or pick one of yours."));
         user.currentSpeakerId = speaker.id;
+        try {
+            // Checked here, not at commit: a DELETE of this speaker that committed since the lookup above
+            // fails the foreign key, which is the same answer as if the lookup had not found it.
+            user.flush();
+        } catch (PersistenceException e) {
+            if (isViolation(e, "23503")) {
+                throw new ApiProblem(404, "speaker-not-found", "Speaker not found",
+                        "Speaker " + speakerId + " was deleted while it was being selected; pick another one.");
+            }
+            throw e;
+        }
         return user;
     }
 
@@ -77,8 +88,12 @@ public class UserService {
     }
 
     private static boolean isUniqueViolation(Throwable e) {
+        return isViolation(e, "23505");
+    }
+
+    private static boolean isViolation(Throwable e, String sqlState) {
         for (Throwable t = e; t != null; t = t.getCause()) {
-            if (t instanceof ConstraintViolationException c && "23505".equals(c.getSQLState())) {
+            if (t instanceof ConstraintViolationException c && sqlState.equals(c.getSQLState())) {
                 return true;
             }
         }

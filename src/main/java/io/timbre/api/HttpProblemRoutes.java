@@ -38,7 +38,8 @@ public class HttpProblemRoutes {
 
     void install(@Observes Router router) {
         maxBodySize.ifPresent(limit -> router.route().order(BODY_LIMIT_ORDER)
-                .handler(ctx -> rejectOversizedBody(ctx, limit.asLongValue())));
+                .handler(ctx -> rejectOversizedBody(ctx, limit.asLongValue()))
+                .failureHandler(ctx -> oversizedWhileReading(ctx, limit.asLongValue())));
         router.route().order(NOT_FOUND_ORDER).handler(this::notFound);
     }
 
@@ -46,13 +47,21 @@ public class HttpProblemRoutes {
         String length = ctx.request().getHeader(HttpHeaders.CONTENT_LENGTH);
         if (length != null && parseOrZero(length) > limit) {
             // The body is not read; closing the connection stops the client from sending the rest.
-            ctx.response().putHeader(HttpHeaders.CONNECTION, "close");
-            ctx.response().endHandler(ignored -> ctx.request().connection().close());
-            send(ctx, 413, "Content too large", "The request body is " + length + " bytes; the limit is " + limit
-                    + " bytes (quarkus.http.limits.max-body-size).");
+            sendAndClose(json, ctx, "about:blank", 413, "Content too large", "The request body is " + length
+                    + " bytes; the limit is " + limit + " bytes (quarkus.http.limits.max-body-size).");
             return;
         }
         ctx.next();
+    }
+
+    /** A body without Content-Length (chunked) that grew over the limit while it was read. */
+    private void oversizedWhileReading(RoutingContext ctx, long limit) {
+        if (ctx.statusCode() != 413 || ctx.response().headWritten()) {
+            ctx.next();
+            return;
+        }
+        sendAndClose(json, ctx, "about:blank", 413, "Content too large", "The request body is over the limit of "
+                + limit + " bytes (quarkus.http.limits.max-body-size).");
     }
 
     private void notFound(RoutingContext ctx) {
@@ -61,7 +70,12 @@ public class HttpProblemRoutes {
     }
 
     private void send(RoutingContext ctx, int status, String title, String detail) {
-        Problem problem = new Problem("about:blank", title, status, detail, ctx.normalizedPath(), null);
+        send(json, ctx, "about:blank", status, title, detail);
+    }
+
+    /** Writes a problem+json answer from a Vert.x route (before any resource runs). */
+    static void send(ObjectMapper json, RoutingContext ctx, String type, int status, String title, String detail) {
+        Problem problem = new Problem(type, title, status, detail, ctx.normalizedPath(), null);
         String body;
         try {
             body = json.writeValueAsString(problem);
@@ -71,6 +85,21 @@ public class HttpProblemRoutes {
         ctx.response().setStatusCode(status)
                 .putHeader(HttpHeaders.CONTENT_TYPE, Problem.MEDIA_TYPE)
                 .end(body);
+    }
+
+    /**
+     * As {@link #send}, then closes the connection: for answers given before the body was read, so that the
+     * client stops sending it and the connection cannot be reused mid-body.
+     */
+    static void sendAndClose(ObjectMapper json, RoutingContext ctx, String type, int status, String title,
+            String detail) {
+        if (ctx.response().headWritten()) {
+            ctx.request().connection().close();
+            return;
+        }
+        ctx.response().putHeader(HttpHeaders.CONNECTION, "close");
+        ctx.response().endHandler(ignored -> ctx.request().connection().close());
+        send(json, ctx, type, status, title, detail);
     }
 
     private static long parseOrZero(String number) {

@@ -34,7 +34,7 @@ public class ProblemMappers {
 
     @ServerExceptionMapper
     public Response apiProblem(ApiProblem e, UriInfo uri) {
-        Response.ResponseBuilder response = problem(e.type(), e.title(), e.status(), e.detail(), uri, null);
+        Response.ResponseBuilder response = problem(e.type(), e.title(), e.status(), forUser(e.detail()), uri, null);
         e.headers().forEach(response::header);
         return response.build();
     }
@@ -113,10 +113,71 @@ public class ProblemMappers {
                     .header("Retry-After", Integer.toString(DATABASE_RETRY_AFTER_SECONDS))
                     .build();
         }
+        if (isClientGone(e)) {
+            // The client closed the connection mid-upload: nobody reads this answer, and it is no server error.
+            LOG.infof("The client closed the connection before its request to %s was read", uri.getPath());
+            return problem(ApiProblem.TYPE_PREFIX + "client-closed", "Client closed the connection", 400,
+                    "The connection was closed before the request body was complete.", uri, null).build();
+        }
+        if (isNulCharacter(e)) {
+            return problem(ApiProblem.TYPE_PREFIX + "nul-character", "NUL character in text", 400,
+                    "A text field contains a NUL character (U+0000); remove it and send the request again.", uri, null)
+                    .build();
+        }
         LOG.errorf(e, "Unexpected error for %s", uri.getPath());
         return problem(ApiProblem.TYPE_PREFIX + "internal", "Internal server error", 500,
                 "The server failed to handle this request; the error is logged. Retry later or report it.", uri, null)
                 .build();
+    }
+
+    /** A native library's own location: a source file of its build, with or without a line number. */
+    private static final java.util.regex.Pattern NATIVE_SOURCE = java.util.regex.Pattern.compile(
+            "\\s*\\(?\\s*(?:Exception raised from|from)?\\s*[^\\s()]*\\.(?:cc|cpp|cxx|cu|h|hpp)(?::\\d+)?\\)?");
+
+    /**
+     * A detail as a person should read it: LibTorch (and other native code) puts the source files of its build,
+     * C++ frames and namespaces in its messages, which then ended up in answers. Those parts are cut and logged
+     * at debug level under a reference that the answer gives instead.
+     */
+    static String forUser(String detail) {
+        if (detail == null) {
+            return null;
+        }
+        int raised = detail.indexOf("Exception raised from");
+        String cleaned = raised >= 0 ? detail.substring(0, raised) : detail;
+        int newline = cleaned.indexOf('\n');
+        if (newline >= 0) {
+            cleaned = cleaned.substring(0, newline);
+        }
+        cleaned = NATIVE_SOURCE.matcher(cleaned).replaceAll("").replace("c10::", "").replace("at::", "").strip();
+        if (cleaned.equals(detail)) {
+            return detail;
+        }
+        String reference = java.util.UUID.randomUUID().toString().substring(0, 8);
+        LOG.debugf("problem %s, full detail: %s", reference, detail);
+        return (cleaned.isEmpty() ? "The file or input could not be processed." : cleaned)
+                + " (reference " + reference + " in the server log at debug level)";
+    }
+
+    /** Vert.x's {@code HttpClosedException} anywhere in the chain: the connection went away while it was read. */
+    private static boolean isClientGone(Throwable e) {
+        java.util.Set<Throwable> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (Throwable t = e; t != null && seen.add(t); t = t.getCause()) {
+            if (t instanceof io.vertx.core.http.HttpClosedException) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** PostgreSQL's "invalid byte sequence for encoding UTF8: 0x00" (SQLState 22021): a NUL no check caught. */
+    private static boolean isNulCharacter(Throwable e) {
+        for (Throwable t = e; t != null && t.getCause() != t; t = t.getCause()) {
+            if (t instanceof SQLException sql && "22021".equals(sql.getSQLState())) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static Response invalidJson(JsonProcessingException e, UriInfo uri) {

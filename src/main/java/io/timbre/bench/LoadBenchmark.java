@@ -38,7 +38,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  *     -Dexec.args="--pack models/bench --clients 1,2,4,8,16 --min-requests 4"</pre>
  */
 public final class LoadBenchmark {
-    private static final String ADMIN_KEY = "timbre-dev-admin-key";
+    /** The packaged app refuses the published dev key: the benchmark gives the service a fresh one. */
+    private static final String ADMIN_KEY = io.timbre.account.ApiKeys.generate();
 
     record Sample(long latencyNanos, long firstAudioNanos, double audioSeconds, boolean ok) {
     }
@@ -100,6 +101,7 @@ public final class LoadBenchmark {
         Path log = data.resolve("service.log");
         List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-Dquarkus.profile=embedded", "-Dquarkus.http.port=" + port, "-Dquarkus.shutdown.delay=0s",
+                "-Dtimbre.admin-key=" + ADMIN_KEY,
                 "-Dtimbre.data-dir=" + data, "-Dtimbre.model-pack=" + pack.toAbsolutePath(),
                 "-Dtimbre.engine.batching=" + mode.equals("batched"), "-Dquarkus.log.level=WARN",
                 // closed-loop clients wait as long as it takes: no request is refused for waiting in this benchmark

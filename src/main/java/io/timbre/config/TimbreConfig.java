@@ -10,10 +10,11 @@ import io.smallrye.config.WithDefault;
 public interface TimbreConfig {
 
     /**
-     * Bearer key that may create users ({@code TIMBRE_ADMIN_KEY}). Required in prod; dev, test and
-     * embedded use {@code timbre-dev-admin-key}.
+     * Bearer key that may create users ({@code TIMBRE_ADMIN_KEY}). Required in prod; dev and test use
+     * {@code timbre-dev-admin-key}, which the packaged app refuses; the embedded profile generates one when unset
+     * ({@link io.timbre.account.AdminKey}).
      */
-    String adminKey();
+    Optional<String> adminKey();
 
     /** Directory for the embedded PostgreSQL and other local state ({@code TIMBRE_DATA_DIR}). */
     @WithDefault("./data")
@@ -31,6 +32,13 @@ public interface TimbreConfig {
 
     /** Feature files; default {@code <data-dir>/features} ({@code TIMBRE_FEATURE_DIR}). */
     Optional<String> featureDir();
+
+    /**
+     * At startup, temporary and orphan feature files older than this are removed; younger ones may belong to a
+     * registration of another replica sharing the directory ({@code TIMBRE_FEATURE_CLEANUP_GRACE}).
+     */
+    @WithDefault("10m")
+    java.time.Duration featureCleanupGrace();
 
     Engine engine();
 
@@ -117,6 +125,34 @@ public interface TimbreConfig {
         /** Resident bytes above which watermark and idle trim after a request ("0": idle trims only when idle). */
         @WithDefault("1536m")
         String hostMemoryWatermark();
+    }
+
+    Http http();
+
+    /** Limits on what clients can hold ({@code timbre.http.*}). */
+    interface Http {
+        /**
+         * Longest time a request body may take to arrive; a client still sending after it gets 408 and its
+         * connection is closed. Bounds how long slow clients can hold a connection and an upload slot.
+         */
+        @WithDefault("60s")
+        java.time.Duration bodyTimeout();
+
+        /** Uploads (multipart, chunked or over 1 MiB) received at once; one more gets 503 with Retry-After. */
+        @WithDefault("32")
+        int maxConcurrentUploads();
+
+        /** Failed authentications a client (IP address) may make in a burst before it gets 429. */
+        @WithDefault("20")
+        int authFailureBurst();
+
+        /** How often a client regains one failed-authentication attempt once its burst is spent. */
+        @WithDefault("5s")
+        java.time.Duration authFailureRefill();
+
+        /** Clients (IP addresses) whose failed attempts are remembered; the least recently seen are forgotten. */
+        @WithDefault("10000")
+        int authFailureClients();
     }
 
     /** Read by {@code io.timbre.db.EmbeddedPostgresConfigSourceFactory} before CDI exists; listed here for docs. */

@@ -3,13 +3,17 @@ package io.timbre.speaker;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.timbre.api.ApiProblem;
 import io.timbre.config.TimbreConfig;
 import io.timbre.engine.SpeakerFeatures;
 import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
+import org.jboss.logging.Logger;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -32,6 +36,9 @@ import java.util.UUID;
  */
 @ApplicationScoped
 public class FeatureStore {
+    private static final Logger LOG = Logger.getLogger(FeatureStore.class);
+    /** Below this free space on its device the store reports itself full (readiness DOWN). */
+    static final long MIN_FREE_BYTES = 16L << 20;
     private final Path dir;
     private final long maxBytes;
     private final LinkedHashMap<UUID, Entry> lru = new LinkedHashMap<>(16, 0.75f, true);
@@ -114,10 +121,81 @@ public class FeatureStore {
             } finally {
                 Files.deleteIfExists(tmp);
             }
+            lastWriteFailure = null;
             return new Written(name, sha256(data), data.length);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the feature file of speaker " + speaker + " in " + dir, e);
+            ApiProblem problem = problemFor(e);
+            lastWriteFailure = new Failure(problem.status(), reason(e), System.nanoTime());
+            LOG.warnf("cannot write the feature file of speaker %s in %s: %s", speaker, dir, e);
+            throw problem;
         }
+    }
+
+    /** Why the last write failed, if it did: status 507 (full) or 503, a reason, and when. */
+    record Failure(int status, String reason, long nanos) {
+    }
+
+    private volatile Failure lastWriteFailure;
+
+    /** The answer to a failed write: 507 if the device is full, else 503 (read-only or otherwise unusable). */
+    public static ApiProblem problemFor(IOException e) {
+        if (isFull(e)) {
+            return new ApiProblem(507, "feature-store-full", "Storage full",
+                    "The server has no space left to store speaker features; nothing was saved. Retry later.");
+        }
+        return ApiProblem.serviceUnavailable("feature-store-unavailable", "Storage unavailable",
+                "The server cannot store speaker features right now (" + reason(e) + "); nothing was saved. Retry later.",
+                30);
+    }
+
+    static boolean isFull(IOException e) {
+        String m = e instanceof FileSystemException fs ? fs.getReason() : e.getMessage();
+        return m != null && (m.contains("No space left") || m.contains("Disk quota exceeded"));
+    }
+
+    /** A reason for people, without paths. */
+    static String reason(IOException e) {
+        if (isFull(e)) {
+            return "no space left on the device";
+        }
+        if (e instanceof AccessDeniedException) {
+            return "the feature directory is not writable";
+        }
+        String m = e instanceof FileSystemException fs ? fs.getReason() : e.getMessage();
+        if (m != null && m.contains("Read-only file system")) {
+            return "the feature directory is read-only";
+        }
+        if (e instanceof FileSystemException) {
+            return "the feature directory is not usable";
+        }
+        return "an I/O error";
+    }
+
+    /**
+     * Whether new feature files can be written now: empty if so, else why not. Probes the directory with a small
+     * file and checks its free space; a write that failed for lack of space in the last minute also counts.
+     */
+    public Optional<String> unwritable() {
+        try {
+            Files.createDirectories(dir);
+            Path probe = Files.createTempFile(dir, ".probe", ".tmp");
+            Files.delete(probe);
+            if (Files.getFileStore(dir).getUsableSpace() < MIN_FREE_BYTES) {
+                return Optional.of("no space left on the device of the feature directory");
+            }
+        } catch (IOException e) {
+            return Optional.of(reason(e));
+        }
+        Failure f = lastWriteFailure;
+        if (f != null && f.status() == 507 && System.nanoTime() - f.nanos() < 60_000_000_000L) {
+            return Optional.of(f.reason());
+        }
+        return Optional.empty();
+    }
+
+    /** The feature directory (for the startup clean-up). */
+    Path dir() {
+        return dir;
     }
 
     /** The file's bytes if it exists. */

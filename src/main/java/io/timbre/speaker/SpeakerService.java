@@ -5,6 +5,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.narayana.jta.QuarkusTransaction;
 import io.timbre.account.User;
 import io.timbre.api.ApiProblem;
+import io.timbre.api.TextInputs;
 import io.timbre.audio.DecodedAudio;
 import io.timbre.audio.InvalidAudioException;
 import io.timbre.config.TimbreConfig;
@@ -202,6 +203,7 @@ public class SpeakerService {
     }
 
     static String checkName(String name) {
+        TextInputs.requireNoNul("name", name);
         if (name == null || name.isBlank()) {
             throw ApiProblem.unprocessable("name-missing", "Name missing", "Give the speaker a 'name' (1 to " + MAX_NAME + " characters).");
         }
@@ -214,6 +216,7 @@ public class SpeakerService {
     }
 
     static String checkPromptText(String text) {
+        TextInputs.requireNoNul("promptText", text);
         if (text == null || text.isBlank()) {
             throw ApiProblem.unprocessable("prompt-text-missing", "Transcript missing",
                     "Send 'promptText': the words spoken in the recording.");
@@ -291,16 +294,28 @@ public class SpeakerService {
         });
         reextractions.increment();
         SpeakerFeatures f = engine.extractor().extract(p.pcm(), p.rate(), p.text());
+        FeatureStore.Written w = null;
         try {
-            FeatureStore.Written w = store.write(id, f.toFeatureFile());
-            QuarkusTransaction.requiringNew().run(() -> {
-                Speaker s = Speaker.findById(id);
-                if (s != null) {
-                    record(s, w, pack);
+            w = store.write(id, f.toFeatureFile());
+            FeatureStore.Written written = w;
+            // The row lock orders this against a concurrent delete: either the delete comes after this commit
+            // (and removes the new file itself), or the row is gone here and so must the file be.
+            boolean recorded = QuarkusTransaction.requiringNew().call(() -> {
+                Speaker s = Speaker.findById(id, jakarta.persistence.LockModeType.PESSIMISTIC_WRITE);
+                if (s == null) {
+                    return false;
                 }
+                record(s, written, pack);
+                return true;
             });
+            if (!recorded) {
+                throw notFound(id);
+            }
         } catch (RuntimeException e) {
             f.close();
+            if (w != null) {
+                store.delete(w.path());
+            }
             throw e;
         }
         return store.put(id, f, pack.key());

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.quarkus.narayana.jta.QuarkusTransaction;
 import io.timbre.account.CurrentUser;
 import io.timbre.api.ApiProblem;
+import io.timbre.api.TextInputs;
 import io.timbre.audio.SpeechFormat;
 import io.timbre.speaker.Speaker;
 import io.timbre.speaker.SpeakerService;
@@ -102,7 +103,7 @@ public class SpeechResource {
         if (!n.isTextual()) {
             throw ApiProblem.badRequest("'" + field + "' must be a string.");
         }
-        return n.asText();
+        return TextInputs.requireNoNul(field, n.asText());
     }
 
     private static double speed(JsonNode speed) {
@@ -124,6 +125,7 @@ public class SpeechResource {
         String v = voice == null || voice.isNull() ? null
                 : voice.isTextual() ? voice.asText()
                 : voice.isObject() && voice.path("id").isTextual() ? voice.path("id").asText() : null;
+        TextInputs.requireNoNul("voice", v);
         if (v == null || v.isBlank()) {
             throw ApiProblem.badRequest("Send 'voice': the id or the name of one of your speakers (GET /v1/speakers).");
         }

@@ -3,6 +3,7 @@ package io.timbre.synthesis;
 import io.timbre.account.CurrentUser;
 import io.timbre.account.User;
 import io.timbre.api.ApiProblem;
+import io.timbre.api.TextInputs;
 import io.timbre.audio.SpeechFormat;
 import io.vertx.core.http.HttpServerResponse;
 import jakarta.ws.rs.core.Context;
@@ -95,6 +96,7 @@ public class TtsResource {
         double rate = speed(speed);
         byte[] wav = SpeakerResource.bytes(audio, "audio",
                 "Zero-shot needs the 'audio' part (a 3-30 s recording: WAV, MP3, M4A, Ogg, FLAC or WebM) and its 'promptText'; or use a registered speaker.");
+        TextInputs.requireNoNul("promptText", promptText);
         String prompt = promptText == null || promptText.isBlank() ? null : promptText.strip();
         if (prompt == null) {
             throw ApiProblem.unprocessable("prompt-text-missing", "Transcript missing",
@@ -142,6 +144,7 @@ public class TtsResource {
     }
 
     static String checkText(String text) {
+        TextInputs.requireNoNul("text", text);
         if (text == null || text.isBlank()) {
             throw ApiProblem.unprocessable("text-missing", "Text missing", "Send the 'text' to speak.");
         }

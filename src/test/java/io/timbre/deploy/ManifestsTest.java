@@ -105,7 +105,7 @@ class ManifestsTest {
      * has no default and refuses to start without the URL) and the run-time shutdown durations.
      */
     static final Set<String> QUARKUS_KEYS = Set.of("quarkus.datasource.jdbc.url", "quarkus.datasource.username",
-            "quarkus.datasource.password", "quarkus.shutdown.delay", "quarkus.shutdown.timeout");
+            "quarkus.datasource.password", "quarkus.shutdown.delay", "quarkus.shutdown.timeout", "quarkus.http.host");
 
     /**
      * Variables that are no MicroProfile configuration: JAVA_TOOL_OPTIONS is read by the JVM itself, whatever the
