@@ -100,6 +100,13 @@ public interface TimbreConfig {
         @WithDefault("60s")
         java.time.Duration queueTimeout();
 
+        /**
+         * Finished segments that may wait for a flow worker; while they do, no new segment joins the LLM batch, so
+         * waiting requests stay in the bounded queue (503 + Retry-After once it is full).
+         */
+        @WithDefault("8")
+        int flowBacklog();
+
         /** Feature extractions (zero-shot prompts, repairs of lost feature files) at once; more wait. */
         @WithDefault("2")
         int concurrentExtractions();

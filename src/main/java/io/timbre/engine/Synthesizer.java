@@ -13,8 +13,6 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -49,8 +47,14 @@ public final class Synthesizer implements AutoCloseable {
      * @param maxQueued    most requests waiting to start; more are refused
      * @param queueTimeout longest wait to start before a request is refused
      * @param workers      threads for flow + vocoder
+     * @param flowBacklog  most finished segments waiting for a flow worker; while it is reached no new segment
+     *                     joins the LLM batch, so the wait moves to the bounded queue (and 503 when that is full)
      */
-    public record Settings(boolean batching, int maxRows, int maxQueued, Duration queueTimeout, int workers) {
+    public record Settings(boolean batching, int maxRows, int maxQueued, Duration queueTimeout, int workers, int flowBacklog) {
+        public Settings(boolean batching, int maxRows, int maxQueued, Duration queueTimeout, int workers) {
+            this(batching, maxRows, maxQueued, queueTimeout, workers, 4 * Math.max(1, workers));
+        }
+
         public static Settings defaults(int workers) {
             return new Settings(true, 16, 64, Duration.ofSeconds(60), workers);
         }
@@ -71,7 +75,7 @@ public final class Synthesizer implements AutoCloseable {
      * queued requests; flow Euler steps and vocoder calls run; rows failed alone (their batch-mates went on).
      */
     public record Stats(long steps, long rowSteps, int largestBatch, long cancelled, long refused, int rows, int queued,
-                        long flowSteps, long vocoderCalls, long isolatedFailures) {
+                        long flowSteps, long vocoderCalls, long isolatedFailures, int flowQueued, int flowRunning) {
     }
 
     /** The queue is full, or a request waited too long to start; retry after {@code retryAfterSeconds}. */
@@ -92,7 +96,7 @@ public final class Synthesizer implements AutoCloseable {
     private final Vocoder vocoder;
     private final DeviceMemory memory;
     private final Settings settings;
-    private final ExecutorService workers;
+    private final java.util.concurrent.ThreadPoolExecutor workers;
     private final Thread loop;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition wake = lock.newCondition();
@@ -130,7 +134,9 @@ public final class Synthesizer implements AutoCloseable {
         this.memory = memory;
         this.settings = settings;
         AtomicInteger n = new AtomicInteger();
-        this.workers = Executors.newFixedThreadPool(Math.max(1, settings.workers()), r -> {
+        int w = Math.max(1, settings.workers());
+        this.workers = new java.util.concurrent.ThreadPoolExecutor(w, w, 0, TimeUnit.MILLISECONDS,
+                new java.util.concurrent.LinkedBlockingQueue<>(), r -> {
             Thread t = new Thread(r, "timbre-segment-" + n.incrementAndGet());
             t.setDaemon(true);
             return t;
@@ -160,7 +166,7 @@ public final class Synthesizer implements AutoCloseable {
         lock.lock();
         try {
             return new Stats(steps.get(), rowSteps.get(), largest, cancelledJobs.get(), refused.get(), rows, waiting.size(),
-                    flowSteps.get(), vocoderCalls.get(), isolatedFailures.get());
+                    flowSteps.get(), vocoderCalls.get(), isolatedFailures.get(), workers.getQueue().size(), workers.getActiveCount());
         } finally {
             lock.unlock();
         }
@@ -416,9 +422,14 @@ public final class Synthesizer implements AutoCloseable {
         }
     }
 
+    /** Whether the flow stage has room: segments waiting for a worker stay under the backlog bound. */
+    private boolean flowHasRoom() {
+        return workers.getQueue().size() < Math.max(1, settings.flowBacklog());
+    }
+
     /** Under the lock: whether a waiting segment may join now. */
     private boolean admissible(SpeechLm.Batch batch) {
-        if (waiting.isEmpty()) {
+        if (waiting.isEmpty() || !flowHasRoom()) {
             return false;
         }
         if (settings.batching()) {
@@ -451,7 +462,7 @@ public final class Synthesizer implements AutoCloseable {
     /** Under the lock: the rows that join the batch now, oldest request first. */
     private List<SpeechLm.Row> admit(int size) {
         List<SpeechLm.Row> fresh = new ArrayList<>();
-        while (!waiting.isEmpty() && size + fresh.size() < settings.maxRows()) {
+        while (!waiting.isEmpty() && size + fresh.size() < settings.maxRows() && flowHasRoom()) {
             SynthesisJob job = waiting.peek().job();
             if (!settings.batching()) {
                 if (exclusive != null && exclusive != job) {

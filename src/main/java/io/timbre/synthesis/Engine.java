@@ -60,7 +60,7 @@ public class Engine {
             LOG.infof("memory policies: device %s, host %s", memory.policy().describe(), host.describe());
             TimbreConfig.Engine e = config.engine();
             synthesizer = new Synthesizer(p, tokenizer, new Synthesizer.Settings(e.batching(), Math.max(1, e.maxBatch()),
-                    Math.max(0, e.queueSize()), e.queueTimeout(), e.segmentWorkers()), memory);
+                    Math.max(0, e.queueSize()), e.queueTimeout(), e.segmentWorkers(), Math.max(1, e.flowBacklog())), memory);
             Synthesizer s = synthesizer;
             Gauge.builder("timbre.scheduler.rows", s, x -> x.stats().rows()).description("sequences in the LLM batch").register(registry);
             Gauge.builder("timbre.scheduler.queued", s, x -> x.stats().queued()).description("requests waiting to join").register(registry);
@@ -71,6 +71,10 @@ public class Engine {
             Gauge.builder("timbre.scheduler.refused", s, x -> x.stats().refused()).description("requests refused as busy").register(registry);
             Gauge.builder("timbre.scheduler.isolated.failures", s, x -> x.stats().isolatedFailures())
                     .description("segments whose LLM prefill failed and that failed alone (their batch-mates went on)").register(registry);
+            Gauge.builder("timbre.scheduler.flow.queued", s, x -> x.stats().flowQueued())
+                    .description("finished segments waiting for a flow worker (at flow-backlog, no new segment joins the LLM)").register(registry);
+            Gauge.builder("timbre.scheduler.flow.running", s, x -> x.stats().flowRunning())
+                    .description("segments in the flow or vocoder now").register(registry);
             Gauge.builder("timbre.flow.steps", s, x -> x.stats().flowSteps()).description("flow Euler steps run").register(registry);
             Gauge.builder("timbre.vocoder.calls", s, x -> x.stats().vocoderCalls()).description("vocoder calls run").register(registry);
             pack = p;
