@@ -30,7 +30,7 @@ class BackpressureTest {
         pack = ModelPack.load(Golden.PACK, "cpu");
         tok = new TextTokenizer(Golden.PACK.resolve("tokenizer.json"));
         float[] prompt = WavCodec.decode(Files.readAllBytes(Golden.DIR.resolve("tone.wav"))).samples();
-        spk = new FeatureExtractor(pack, tok).extract(Arrays.copyOf(prompt, 16000 * 3), "A steady vowel.");
+        spk = new FeatureExtractor(pack, tok).extract(Arrays.copyOf(prompt, 16000 * 3), 16000, "A steady vowel.");
     }
 
     @AfterAll
