@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Validate a Timbre model pack (format timbre-pack/1, see models/README.md).
+"""Validate a Timbre model pack (format timbre-pack/2, see models/README.md).
 
     /usr/bin/python3 models/check_pack.py models/tiny
 

@@ -72,8 +72,12 @@ public final class Tensors {
      * only inside the scope that holds it. ONNX Runtime reads direct buffers in place.
      */
     public static java.nio.FloatBuffer floatBuffer(Tensor t) {
-        if (!t.device().is_cpu() || t.scalar_type() != ScalarType.Float || !t.is_contiguous()) {
-            throw new IllegalArgumentException("floatBuffer needs a contiguous float32 CPU tensor");
+        // by value: under Quarkus' test class loader the enum JNI returns is not the constant this class sees
+        if (!t.is_cpu() || t.scalar_type().value != ScalarType.Float.value) {
+            throw new IllegalArgumentException("floatBuffer needs a float32 CPU tensor, got " + t.scalar_type() + " " + shape(t));
+        }
+        if (!t.is_contiguous(torch.MemoryFormat.Contiguous)) {
+            throw new IllegalArgumentException("floatBuffer needs a contiguous tensor, got strides of " + shape(t));
         }
         return t.data_ptr_float().capacity(t.numel()).asBuffer();
     }

@@ -29,8 +29,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * change of meaning: discrete outputs (speech tokens of the prompt, greedy speech tokens, text ids) must be equal.
  */
 class GoldenParityTest {
-    /** Kaldi fbank and Whisper log-mel (values ~1-20): measured <= 2e-6. */
-    static final float FEATURE_TOL = 2e-4f;
+    /**
+     * Kaldi fbank and Whisper log-mel (values ~1-20): measured <= 2e-6 on 16 kHz prompts. The 48 kHz bursts prompt
+     * is resampled to 16 kHz first (resampled samples differ by ~3e-8) and has silent gaps whose frame energies sit
+     * near float32's floor, where log energy moves by up to 2.6e-4 (mean difference 4e-7).
+     */
+    static final float FEATURE_TOL = 1e-3f;
     /** 24 kHz mel (log magnitudes) as linear magnitudes relative to the utterance's peak. */
     static final double MAGNITUDE_TOL = 1e-5;
     /** 192-d speaker embedding (values ~1) from campplus.onnx, ORT Java 1.23.2 against Python onnxruntime: measured ~1e-6. */
