@@ -699,7 +699,16 @@ def compute_expected():
     out = {'format': 'timbre-conformance/1', 'model': 'cosyvoice2', 'prompts': [], 'cases': []}
 
     # Greedy decoding in place of the yaml's ras_sampling (see docstring).
-    model.llm.sampling = lambda weighted_scores, decoded_tokens, sampling: int(weighted_scores.argmax())
+    # Each step's margin (top-1 minus top-2 of the masked logp) is recorded: it tells how far a
+    # re-implementation's logits may drift before a greedy token flips.
+    margins = []
+
+    def greedy(weighted_scores, decoded_tokens, sampling):
+        top2 = torch.topk(weighted_scores, 2)
+        margins.append(float(top2.values[0] - top2.values[1]))
+        return int(weighted_scores.argmax())
+
+    model.llm.sampling = greedy
 
     # 1. Frontend features of each prompt, as add_zero_shot_spk stores them in spk2info.
     for pid, wav, ptext in PROMPT_CASES:
@@ -749,6 +758,7 @@ def compute_expected():
         norm_prompt = fe.text_normalize(ptext, split=False, text_frontend=True)
         assert len(norm_text) == 1, f'{cid}: expected one segment, got {norm_text}'
         captured.clear()
+        margins.clear()
         t1 = time.time()
         outputs = list(cosy.inference_zero_shot(text, ptext, wav_path, stream=False, speed=1.0, text_frontend=True))
         dt = time.time() - t1
@@ -771,6 +781,7 @@ def compute_expected():
             'mel': captured['mel'].float().contiguous(),
             'wav': captured['wav'].float().contiguous(),
             'hift_source': captured['source'].float().contiguous(),
+            'greedy_margin': torch.tensor(margins, dtype=torch.float32),
         }
         fname = f'case_{cid}.pt'
         torch.save(tensors, os.path.join(EXPECTED, fname))
@@ -782,6 +793,7 @@ def compute_expected():
             'text_ids': text_ids[0].tolist(), 'prompt_text_ids': mi['prompt_text'][0].tolist(),
             'speech_tokens': tokens[0].tolist(),
             'min_len': min_len, 'max_len': max_len, 'ended_by': stop,
+            'greedy_margin_min': min(margins), 'greedy_steps': len(margins),
             'fixture': fname, 'seconds': round(dt, 2),
             'tensors': {k: {'shape': shape(v), 'dtype': str(v.dtype).replace('torch.', '')} for k, v in tensors.items()},
             'wav_stats': {'max_abs': float(captured['wav'].abs().max()), 'rms': float(captured['wav'].pow(2).mean().sqrt())},
@@ -811,12 +823,16 @@ def upstream_notes():
                      'nucleus_sampling sorts softmax(logp) descending (stable), keeps tokens while cum_prob < top_p '
                      'and count < top_k, draws one with multinomial; if that id occurs >= win_size*tau_r (=1) times '
                      'in the last win_size decoded tokens, it sets weighted_scores[id] = -inf and draws '
-                     'random_sampling = softmax(weighted_scores).multinomial over the full vocabulary.'),
+                     'random_sampling = softmax(weighted_scores).multinomial over the rest of the vocabulary. '
+                     'The -inf line came with commit f2ddcbe (2026-02-04, "fix ras"); before it the fallback drew '
+                     'from the full distribution, the repeated id included.'),
         'min_max_len': ('cosyvoice/llm/llm.py Qwen2LM.inference: min_len = int(text_len * 2), max_len = int(text_len * 20), '
                         'text_len = tokens of the target text only (prompt text excluded). inference_wrapper loops '
                         'i in range(max_len); sampling_ids(ignore_eos = i < min_len) sets logp[6561] = -inf only '
                         '(6562, 6563 stay allowed); any id in stop_token_ids = [6561, 6562, 6563] ends decoding '
-                        'without being emitted, also below min_len.'),
+                        'without being emitted, also below min_len. Since commit 0e62489 (2026-02-11, "simply code"); '
+                        'before it sampling_ids re-drew up to 100 times while the id was >= 6561 (any stop token) '
+                        'and raised RuntimeError after max_trials.'),
         'stop_tokens': [6561, 6562, 6563],
         'llm_input': ('[llm_embedding[0] (sos), embed_tokens(prompt_text ++ text), llm_embedding[1] (task_id), '
                       'speech_embedding(prompt speech tokens)]; the speaker embedding is not used by Qwen2LM.'),
@@ -825,7 +841,8 @@ def upstream_notes():
                             'torchaudio.load(backend=soundfile), channel mean, torchaudio Resample(orig -> target) when '
                             'the rate differs (asserts orig >= 16000). speech tokens: 16 kHz -> whisper.log_mel_spectrogram(n_mels=128) '
                             '-> speech_tokenizer_v2.onnx; embedding: 16 kHz -> kaldi.fbank(80 bins, dither 0) minus its mean '
-                            '-> campplus.onnx; prompt_speech_feat: original rate resampled STRAIGHT to 24 kHz -> matcha mel '
+                            '-> campplus.onnx (file path input since commit 622a3a1, 2025-12-08, "use wav file rather than tensor"); '
+                            'prompt_speech_feat: original rate resampled STRAIGHT to 24 kHz -> matcha mel '
                             '(n_fft 1920, hop 480, win 1920, fmin 0, fmax 8000, center False). Then token_len = '
                             'min(feat_frames // 2, n_tokens); feat cut to 2*token_len frames, tokens to token_len.'),
         'prompt_text': ('CosyVoice.inference_zero_shot normalizes prompt_text with text_normalize(split=False) before '
@@ -839,6 +856,16 @@ def upstream_notes():
                  'at construction, cosine t schedule, inference_cfg_rate 0.7, returns only the frames after the prompt.'),
         'hift': 'HiFTGenerator.inference(speech_feat, cache_source=zeros(1,1,0)); NSF noise drawn from torch RNG.',
     }
+
+
+def torchaudio_version():
+    import re
+    try:
+        with open(os.path.join(os.environ['TORCHAUDIO_SRC'], 'version.py')) as f:
+            m = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", f.read())
+        return m.group(1) if m else 'unknown'
+    except OSError:
+        return 'unknown'
 
 
 def git_log(var, path, n=6):
@@ -878,7 +905,7 @@ def main():
             'whisper_commit': git_head('WHISPER_SRC'),
             'diffusers_commit': git_head('DIFFUSERS_SRC'),
             'hyperpyyaml_commit': git_head('HYPERPYYAML_SRC'),
-            'torchaudio_python_from': os.path.basename(os.path.dirname(os.environ['TORCHAUDIO_SRC'].rstrip('/'))),
+            'torchaudio_python_version': torchaudio_version(),
             'versions': {m: _md.version(m) for m in ['torch', 'transformers', 'tokenizers', 'onnxruntime', 'onnx',
                                                       'numpy', 'librosa', 'scipy', 'soundfile']},
             'behaviours': upstream_notes(),
