@@ -776,10 +776,12 @@ class SourceModule(nn.Module):
         start = torch.rand(fn.shape[0], fn.shape[2], device=fn.device)
         start[:, 0] = 0
         rad[:, 0, :] = rad[:, 0, :] + start
-        rad = F.interpolate(rad.transpose(1, 2), scale_factor=1.0 / self.upsample, mode="linear").transpose(1, 2)
+        # the aten ops F.interpolate dispatches to, called directly: scripting F.interpolate under PyTorch >= 2.11
+        # compiles its every branch, including ops LibTorch 2.10 lacks (aten::_upsample_lanczos2d_aa)
+        rad = torch._C._nn.upsample_linear1d(rad.transpose(1, 2), None, False, [1.0 / self.upsample]).transpose(1, 2)
         phase = torch.cumsum(rad, dim=1) * 2 * math.pi
-        phase = F.interpolate(phase.transpose(1, 2) * self.upsample, scale_factor=float(self.upsample),
-                              mode="linear").transpose(1, 2)
+        phase = torch._C._nn.upsample_linear1d(phase.transpose(1, 2) * self.upsample, None, False,
+                                               [float(self.upsample)]).transpose(1, 2)
         sines = torch.sin(phase) * self.sine_amp
         uv = (f0 > self.voiced_threshold).to(torch.float32)
         noise_amp = uv * self.noise_std + (1 - uv) * self.sine_amp / 3
@@ -870,6 +872,6 @@ class HiFT(nn.Module):
 
     def forward(self, mel: Tensor) -> Tensor:
         f0 = self.f0_predictor(mel)                                                   # [B, F]
-        s = F.interpolate(f0.unsqueeze(1), scale_factor=float(self.upp), mode="nearest").transpose(1, 2)
+        s = torch._C._nn.upsample_nearest1d(f0.unsqueeze(1), None, [float(self.upp)]).transpose(1, 2)
         s = self.m_source(s).transpose(1, 2)                                          # [B, 1, F * upp]
         return self.decode(mel, s)
