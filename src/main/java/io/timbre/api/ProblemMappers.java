@@ -30,6 +30,9 @@ import jakarta.ws.rs.core.UriInfo;
 public class ProblemMappers {
 
     private static final Logger LOG = Logger.getLogger(ProblemMappers.class);
+
+    @jakarta.inject.Inject
+    UploadGuard uploads;
     static final int DATABASE_RETRY_AFTER_SECONDS = 5;
 
     @ServerExceptionMapper
@@ -96,16 +99,24 @@ public class ProblemMappers {
 
     @ServerExceptionMapper
     public Response persistence(PersistenceException e, UriInfo uri) {
-        return unexpected(e, uri);
+        return unexpected(e, uri, null);
     }
 
     @ServerExceptionMapper
     public Response sql(SQLException e, UriInfo uri) {
-        return unexpected(e, uri);
+        return unexpected(e, uri, null);
     }
 
     @ServerExceptionMapper
-    public Response unexpected(Throwable e, UriInfo uri) {
+    public Response unexpected(Throwable e, UriInfo uri, io.vertx.ext.web.RoutingContext ctx) {
+        if (ctx != null && uploads.overBodyLimit(ctx.request())) {
+            // A chunked body that arrived whole before the size watch saw it: its parse failed on the oversized body.
+            // Answered as the watch answers (413, then the connection closes), and logged as one line.
+            LOG.infof("Request to %s over the body size limit: %s", uri.getPath(), e.toString());
+            ctx.addEndHandler(done -> ctx.request().connection().close());
+            return problem("about:blank", "Content too large", 413, uploads.bodyLimitDetail(), uri, null)
+                    .header("Connection", "close").build();
+        }
         if (DatabaseErrors.isUnavailable(e)) {
             LOG.warnf("Database unavailable for %s: %s", uri.getPath(), e);
             return problem(ApiProblem.TYPE_PREFIX + "database-unavailable", "Service unavailable", 503,

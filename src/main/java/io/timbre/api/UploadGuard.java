@@ -72,6 +72,15 @@ public class UploadGuard {
         }
     }
 
+    /** A body that went past quarkus.http.limits.max-body-size (a fast chunked body can end before the watch sees it). */
+    boolean overBodyLimit(HttpServerRequest request) {
+        return maxBodyBytes > 0 && request != null && request.bytesRead() > maxBodyBytes;
+    }
+
+    String bodyLimitDetail() {
+        return "The request body is over the limit of " + maxBodyBytes + " bytes (quarkus.http.limits.max-body-size).";
+    }
+
     /** Answers 413 problem+json as soon as a chunked body passes the size limit. */
     private long watchChunkedSize(RoutingContext ctx) {
         HttpServerRequest request = ctx.request();
@@ -80,9 +89,7 @@ public class UploadGuard {
                 ctx.vertx().cancelTimer(id);
             } else if (request.bytesRead() > maxBodyBytes) {
                 ctx.vertx().cancelTimer(id);
-                HttpProblemRoutes.sendAndClose(json, ctx, "about:blank", 413, "Content too large",
-                        "The request body is over the limit of " + maxBodyBytes
-                                + " bytes (quarkus.http.limits.max-body-size).");
+                HttpProblemRoutes.sendAndClose(json, ctx, "about:blank", 413, "Content too large", bodyLimitDetail());
             }
         });
     }
