@@ -1,14 +1,11 @@
 package io.timbre.engine;
 
-import io.timbre.audio.WavCodec;
 import io.timbre.text.TextTokenizer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import java.nio.file.Files;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 
@@ -25,19 +22,19 @@ class BackpressureTest {
     static TextTokenizer tok;
     static SpeakerFeatures spk;
 
+    static TinySpeaker tiny;
+
     @BeforeAll
-    static void load() throws Exception {
-        pack = ModelPack.load(Golden.PACK, "cpu");
-        tok = new TextTokenizer(Golden.PACK.resolve("tokenizer.json"));
-        float[] prompt = WavCodec.decode(Files.readAllBytes(Golden.DIR.resolve("tone.wav"))).samples();
-        spk = new FeatureExtractor(pack, tok).extract(Arrays.copyOf(prompt, 16000 * 3), 16000, "A steady vowel.");
+    static void load() {
+        tiny = TinySpeaker.load();
+        pack = tiny.pack;
+        tok = tiny.tok;
+        spk = tiny.spk;
     }
 
     @AfterAll
     static void free() {
-        spk.close();
-        tok.close();
-        pack.close();
+        tiny.close();
     }
 
     @Test

@@ -1,15 +1,12 @@
 package io.timbre.engine;
 
-import io.timbre.audio.WavCodec;
 import io.timbre.text.TextTokenizer;
 import org.bytedeco.pytorch.Device;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import java.nio.file.Files;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -28,12 +25,14 @@ class BatchIsolationTest {
     static SpeakerFeatures good;
     static SpeakerFeatures bad;
 
+    static TinySpeaker tiny;
+
     @BeforeAll
-    static void load() throws Exception {
-        pack = ModelPack.load(Golden.PACK, "cpu");
-        tok = new TextTokenizer(Golden.PACK.resolve("tokenizer.json"));
-        float[] prompt = WavCodec.decode(Files.readAllBytes(Golden.DIR.resolve("tone.wav"))).samples();
-        good = new FeatureExtractor(pack, tok).extract(Arrays.copyOf(prompt, 16000 * 3), 16000, "A steady vowel.");
+    static void load() {
+        tiny = TinySpeaker.load();
+        pack = tiny.pack;
+        tok = tiny.tok;
+        good = tiny.spk;
         SpeakerFeatures.Data d = good.data();
         int[] tokens = d.speechTokens().clone();
         tokens[tokens.length / 2] = pack.manifest.speechTokenSize() + 1000;   // what validation would have refused
@@ -43,9 +42,7 @@ class BatchIsolationTest {
     @AfterAll
     static void free() {
         bad.close();
-        good.close();
-        tok.close();
-        pack.close();
+        tiny.close();
     }
 
     @Test
