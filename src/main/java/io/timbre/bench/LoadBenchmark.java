@@ -39,7 +39,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class LoadBenchmark {
     /** The packaged app refuses the published dev key: the benchmark gives the service a fresh one. */
-    private static final String ADMIN_KEY = io.timbre.account.ApiKeys.generate();
+    static final String ADMIN_KEY = io.timbre.account.ApiKeys.generate();
 
     record Sample(long latencyNanos, long firstAudioNanos, double audioSeconds, boolean ok) {
     }

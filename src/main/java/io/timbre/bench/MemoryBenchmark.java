@@ -69,6 +69,7 @@ public final class MemoryBenchmark {
         Path log = data.resolve("service.log");
         List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-Dquarkus.profile=embedded", "-Dquarkus.http.port=" + port, "-Dquarkus.shutdown.delay=0s",
+                "-Dtimbre.admin-key=" + LoadBenchmark.ADMIN_KEY,   // the embedded profile accepts no published key
                 "-Dtimbre.data-dir=" + data, "-Dtimbre.model-pack=" + pack.toAbsolutePath(), "-Dquarkus.log.level=WARN",
                 "-Dtimbre.engine.queue-timeout=30m", "-Dtimbre.engine.host-memory-policy=" + policy,
                 "-Dtimbre.engine.host-memory-watermark=" + watermark,
