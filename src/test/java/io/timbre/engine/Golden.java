@@ -62,6 +62,20 @@ final class Golden {
         return m;
     }
 
+    /**
+     * Log magnitudes compared as linear magnitudes exp(x), relative to the expected peak: the largest
+     * |exp(e) - exp(a)| over max exp(e). Bins at the FFT noise floor differ in the log domain only.
+     */
+    static double magnitudeDiffOfPeak(float[] e, float[] a) {
+        double peak = 0;
+        double worst = 0;
+        for (int i = 0; i < e.length; i++) {
+            peak = Math.max(peak, Math.exp(e[i]));
+            worst = Math.max(worst, Math.abs(Math.exp(e[i]) - Math.exp(a[i])));
+        }
+        return worst / peak;
+    }
+
     static double meanAbsDiff(float[] a, float[] b) {
         double s = 0;
         for (int i = 0; i < a.length; i++) {
