@@ -40,6 +40,7 @@ public final class MemoryBenchmark {
         int warmup = 200;
         String policy = "idle";
         String watermark = "1536m";
+        String[] texts = TEXTS;
         Map<String, String> env = new java.util.LinkedHashMap<>();
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -49,12 +50,13 @@ public final class MemoryBenchmark {
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
                 case "--host-policy" -> policy = args[++i];
                 case "--host-watermark" -> watermark = args[++i];
+                case "--texts" -> texts = args[++i].split("\\|");
                 case "--env" -> {
                     String[] kv = args[++i].split("=", 2);
                     env.put(kv[0], kv[1]);
                 }
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                        + " (use --pack, --requests, --clients, --warmup, --host-policy, --host-watermark, --env K=V)");
+                        + " (use --pack, --requests, --clients, --warmup, --host-policy, --host-watermark, --texts 'A|B|C', --env K=V)");
             }
         }
         if (!Files.isRegularFile(Path.of("target/quarkus-app/quarkus-run.jar"))) {
@@ -76,8 +78,8 @@ public final class MemoryBenchmark {
                 "-jar", "target/quarkus-app/quarkus-run.jar");
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
         pb.environment().putAll(env);
-        System.out.printf(Locale.ROOT, "memory benchmark: pack %s, %d requests, %d clients, host policy %s (watermark %s), env %s, %d cores%n",
-                pack, requests, clients, policy, watermark, env, Runtime.getRuntime().availableProcessors());
+        System.out.printf(Locale.ROOT, "memory benchmark: pack %s, %d requests, %d clients, host policy %s (watermark %s), env %s, %d cores, texts %s%n",
+                pack, requests, clients, policy, watermark, env, Runtime.getRuntime().availableProcessors(), List.of(texts));
         Process service = pb.start();
         HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
         URI base = URI.create("http://127.0.0.1:" + port);
@@ -86,9 +88,9 @@ public final class MemoryBenchmark {
             String key = LoadBenchmark.createUser(http, base);
             String speaker = LoadBenchmark.register(http, base, key, prompt, "A steady vowel for the speaker prompt.");
             ObjectMapper json = new ObjectMapper();
-            String[] bodies = new String[TEXTS.length];
-            for (int i = 0; i < TEXTS.length; i++) {
-                bodies[i] = "{\"text\":" + json.writeValueAsString(TEXTS[i]) + ",\"speakerId\":\"" + speaker
+            String[] bodies = new String[texts.length];
+            for (int i = 0; i < texts.length; i++) {
+                bodies[i] = "{\"text\":" + json.writeValueAsString(texts[i]) + ",\"speakerId\":\"" + speaker
                         + "\",\"stream\":true,\"seed\":" + i + "}";
             }
             System.out.printf(Locale.ROOT, "service pid %d ready; RSS %.1f MB%n", service.pid(), LoadBenchmark.rssKb(service.pid()) / 1024.0);
