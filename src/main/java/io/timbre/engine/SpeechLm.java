@@ -9,6 +9,7 @@ import org.bytedeco.pytorch.global.torch;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.BiConsumer;
 import java.util.function.Consumer;
 import java.util.function.Predicate;
 
@@ -63,6 +64,8 @@ public final class SpeechLm {
         private final int[] tokens;
         private int count;
         private long position;     // where the row's next token goes in its cache row
+        /** Test hook: once the row holds this many tokens, its next decode input is an id outside the vocabulary. */
+        int corruptAt = -1;
 
         private Row(Input in, Object owner, PackManifest.Sampling s) {
             this.input = in;
@@ -171,6 +174,19 @@ public final class SpeechLm {
          * this step (not the cancelled ones) before the decode runs.
          */
         void step(Predicate<Row> cancelled, Consumer<Row> done) {
+            step(cancelled, done, (row, e) -> {
+                throw e;
+            });
+        }
+
+        /**
+         * As {@link #step(Predicate, Consumer)}; when the shared decode fails, each row is decoded again alone
+         * (on views of its own cache row, so the in-place cache writes land where the shared decode puts them),
+         * rows that fail alone leave the batch through {@code failed} and the others go on with exactly the
+         * output they would have had. If every row fails alone too, the shared step's error is thrown: that is
+         * the engine, not a row.
+         */
+        void step(Predicate<Row> cancelled, Consumer<Row> done, BiConsumer<Row, RuntimeException> failed) {
             int n = rows.size();
             long[] next = new long[n];
             boolean[] keep = new boolean[n];
@@ -212,16 +228,67 @@ public final class SpeechLm {
                 long[] pos = new long[kept];
                 for (int r = 0, j = 0; r < n; r++) {
                     if (keep[r]) {
-                        ids[j] = next[r];
-                        pos[j] = rows.get(j).position;
+                        Row row = rows.get(j);
+                        ids[j] = row.count == row.corruptAt ? vocab + 1000 : next[r];
+                        pos[j] = row.position;
                         j++;
                     }
                 }
-                Tensor out = Tensors.tensor(Tensors.call(pack.decode, Tensors.on(Tensors.longs(ids, kept), pack.device),
-                        kCache, vCache, Tensors.on(Tensors.longs(pos, kept), pack.device)));
-                logp = Tensors.toFloats(out);
+                try {
+                    logp = decode(ids, pos, kCache, vCache);
+                } catch (RuntimeException e) {
+                    isolate(ids, pos, e, failed);
+                }
                 for (Row row : rows) {
                     row.position++;
+                }
+            }
+        }
+
+        private float[] decode(long[] ids, long[] pos, Tensor k, Tensor v) {
+            int b = ids.length;
+            Tensor out = Tensors.tensor(Tensors.call(pack.decode, Tensors.on(Tensors.longs(ids, b), pack.device),
+                    k, v, Tensors.on(Tensors.longs(pos, b), pack.device)));
+            return Tensors.toFloats(out);
+        }
+
+        /**
+         * The shared decode failed (inside a step's scope): each row runs alone on views of its cache row; the rows
+         * that fail alone are dropped and reported, the rest keep their own output. A decode writes each row's
+         * k/v at that row's position only, so running it again writes the same values to the same slots.
+         */
+        private void isolate(long[] ids, long[] pos, RuntimeException shared, BiConsumer<Row, RuntimeException> failed) {
+            int n = rows.size();
+            float[][] alone = new float[n][];
+            RuntimeException[] errors = new RuntimeException[n];
+            int ok = 0;
+            for (int j = 0; j < n; j++) {
+                try {
+                    alone[j] = decode(new long[] {ids[j]}, new long[] {pos[j]}, kCache.narrow(1, j, 1), vCache.narrow(1, j, 1));
+                    ok++;
+                } catch (RuntimeException e) {
+                    errors[j] = e;
+                }
+            }
+            if (ok == 0) {
+                throw shared;
+            }
+            boolean[] keep = new boolean[n];
+            float[] joined = new float[ok * vocab];
+            List<Row> before = List.copyOf(rows);
+            for (int j = 0, o = 0; j < n; j++) {
+                if (alone[j] != null) {
+                    keep[j] = true;
+                    System.arraycopy(alone[j], 0, joined, o++ * vocab, vocab);
+                }
+            }
+            if (ok < n) {
+                compact(keep, ok);
+            }
+            logp = joined;
+            for (int j = 0; j < n; j++) {
+                if (errors[j] != null) {
+                    failed.accept(before.get(j), errors[j]);
                 }
             }
         }

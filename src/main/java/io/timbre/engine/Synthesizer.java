@@ -113,6 +113,8 @@ public final class Synthesizer implements AutoCloseable {
     private final AtomicLong isolatedFailures = new AtomicLong();
     /** Test hook: hears every Euler step a segment's flow completes (job, step). */
     volatile java.util.function.BiConsumer<SynthesisJob, Integer> flowStepHook = (job, step) -> { };
+    /** Test hook: sees every row as it is admitted (job, row), e.g. to corrupt one mid-generation. */
+    volatile java.util.function.BiConsumer<SynthesisJob, SpeechLm.Row> rowHook = (job, row) -> { };
     private volatile int largest;
     private volatile double recentSeconds = 1;                     // moving average of request time, for Retry-After
 
@@ -319,14 +321,14 @@ public final class Synthesizer implements AutoCloseable {
                         continue;
                     }
                     int size = batch.size();
-                    batch.step(this::dropIfCancelled, r -> vocode((Segment) r.owner, r.tokens()));
+                    batch.step(this::dropIfCancelled, r -> vocode((Segment) r.owner, r.tokens()),
+                            (r, e) -> failRow(r, e, "the speech model failed while generating this request"));
                     steps.incrementAndGet();
                     rowSteps.addAndGet(size);
                     largest = Math.max(largest, size);
                     rows = batch.size();
                 } catch (RuntimeException e) {
-                    // a decode step only sees ids the sampler chose, so no row's input can make it fail; what
-                    // fails here is the engine itself, and every row's state is suspect
+                    // a prefill or decode whose rows all fail alone too: the engine itself, every row's state is suspect
                     LOG.errorf(e, "LLM step failed; failing the %d rows in the batch", batch.size());
                     failAll(batch, List.of(), e);
                     batch.close();
@@ -355,7 +357,7 @@ public final class Synthesizer implements AutoCloseable {
             return;
         } catch (RuntimeException e) {
             if (fresh.size() == 1) {
-                failRow(fresh.get(0), e);
+                failRow(fresh.get(0), e, START_FAILED);
                 return;
             }
         }
@@ -363,16 +365,19 @@ public final class Synthesizer implements AutoCloseable {
             try {
                 batch.join(List.of(r));
             } catch (RuntimeException e) {
-                failRow(r, e);
+                failRow(r, e, START_FAILED);
             }
         }
     }
 
-    private void failRow(SpeechLm.Row row, RuntimeException e) {
+    private static final String START_FAILED = "the speech model could not start this request (its speaker features or text are not usable)";
+
+    /** One row's LLM prefill or decode failed alone: its request fails with {@code message}, the batch goes on. */
+    private void failRow(SpeechLm.Row row, RuntimeException e, String message) {
         Segment s = (Segment) row.owner;
         isolatedFailures.incrementAndGet();
-        LOG.warnf("a segment's LLM prefill failed; its request fails alone: %s", lastLine(e.getMessage()));
-        s.job().fail(new IllegalStateException("the speech model could not start this request (its speaker features or text are not usable)", e));
+        LOG.warnf("a segment's LLM step failed; its request fails alone: %s", lastLine(e.getMessage()));
+        s.job().fail(new IllegalStateException(message, e));
         s.job().settle(s.index());
     }
 
@@ -472,7 +477,9 @@ public final class Synthesizer implements AutoCloseable {
             }
             job.markAdmitted();
             int i = job.admitted++;
-            fresh.add(lm.row(job.inputs.get(i), new Segment(job, i)));
+            SpeechLm.Row row = lm.row(job.inputs.get(i), new Segment(job, i));
+            rowHook.accept(job, row);
+            fresh.add(row);
             if (job.admitted == job.segments) {
                 waiting.poll();
             }

@@ -80,6 +80,72 @@ class BatchIsolationTest {
         }
     }
 
+    /**
+     * A row that goes bad mid-generation (after 5 tokens its decode input is an id outside the vocabulary, which
+     * LibTorch's embedding refuses) fails a shared decode step: it leaves the batch alone, with its own error,
+     * and its two batch-mates, which shared every step with it until then, finish with their audio alone.
+     */
+    @Test
+    void aRowThatFailsASharedDecodeStepLeavesAloneAndItsBatchMatesFinishAsIfAlone() {
+        Synthesizer.Options a = new Synthesizer.Options(5, false);
+        Synthesizer.Options b = new Synthesizer.Options(6, false);
+        try (Synthesizer s = new Synthesizer(pack, tok, new Synthesizer.Settings(true, 16, 8, Duration.ofSeconds(60), 2),
+                DeviceMemory.forDevice(pack.device, "never", "0"))) {
+            float[] aloneA = s.synthesize(good, List.of("First request."), a).pcm();
+            float[] aloneB = s.synthesize(good, List.of("Second request."), b).pcm();
+            long isolatedBefore = s.stats().isolatedFailures();
+            long stepsBefore = s.stats().steps();
+
+            SynthesisJob[] jobs = new SynthesisJob[3];
+            s.whileHoldingAdmission(() -> {   // all three join in one prefill and share every decode step
+                jobs[0] = s.submit(good, List.of("First request."), a, true);
+                jobs[1] = s.submit(good, List.of("Poisoned mid-way."), a, true);
+                jobs[2] = s.submit(good, List.of("Second request."), b, true);
+                s.rowHook = (job, row) -> {
+                    if (job == jobs[1]) {
+                        row.corruptAt = 5;
+                    }
+                };
+            });
+            try {
+                float[] sharedA = jobs[0].await().pcm();
+                RuntimeException e = assertThrows(RuntimeException.class, () -> jobs[1].await());
+                float[] sharedB = jobs[2].await().pcm();
+                assertTrue(e.getMessage().contains("while generating"), e.getMessage());
+                assertTrue(sharedA.length > 0 && sharedB.length > 0, "batch-mates got audio");
+                assertArrayEquals(aloneA, sharedA, "batch-mate A's audio equals its audio alone");
+                assertArrayEquals(aloneB, sharedB, "batch-mate B's audio equals its audio alone");
+                assertEquals(isolatedBefore + 1, s.stats().isolatedFailures(), "exactly the bad row failed");
+                assertEquals(3, s.stats().largestBatch(), "the three rows shared decode steps");
+                assertTrue(s.stats().steps() - stepsBefore > 5, "the batch-mates went on after the failed step");
+            } finally {
+                s.rowHook = (job, row) -> { };
+                for (SynthesisJob j : jobs) {
+                    j.close();
+                }
+            }
+            // the scheduler goes on serving, with the same audio
+            assertArrayEquals(aloneB, s.synthesize(good, List.of("Second request."), b).pcm());
+        }
+    }
+
+    /** A decode step whose only row fails (so nothing tells row from engine) fails that row, and the scheduler goes on. */
+    @Test
+    void aLoneRowThatFailsItsDecodeFailsWithItsOwnErrorAndTheSchedulerGoesOn() {
+        Synthesizer.Options a = new Synthesizer.Options(5, false);
+        try (Synthesizer s = new Synthesizer(pack, tok, new Synthesizer.Settings(true, 16, 8, Duration.ofSeconds(60), 1),
+                DeviceMemory.forDevice(pack.device, "never", "0"))) {
+            s.rowHook = (job, row) -> row.corruptAt = 3;
+            SynthesisJob bad1 = s.submit(good, List.of("Poisoned."), a, true);
+            try (bad1) {
+                assertThrows(RuntimeException.class, bad1::await);
+            }
+            s.rowHook = (job, row) -> { };
+            assertTrue(s.synthesize(good, List.of("First request."), a).pcm().length > 0, "the scheduler still serves");
+            assertEquals(0, s.stats().rows(), "no row left behind");
+        }
+    }
+
     @Test
     void submitRefusesFeaturesWithIdsOutsideTheVocabulary() {
         try (Synthesizer s = new Synthesizer(pack, tok, Synthesizer.Settings.defaults(1), DeviceMemory.forDevice(pack.device, "never", "0"))) {
