@@ -81,7 +81,62 @@ public class UploadGuard {
         return "The request body is over the limit of " + maxBodyBytes + " bytes (quarkus.http.limits.max-body-size).";
     }
 
-    /** Answers 413 problem+json as soon as a chunked body passes the size limit. */
+    /** The Netty handler {@link #limitWhileReading} adds to an HTTP/1.x connection's pipeline. */
+    static final String BODY_LIMIT_HANDLER = "timbre-body-limit";
+
+    /**
+     * Counts a chunked body's bytes as Netty decodes them, before Vert.x or Quarkus see them: once the count passes
+     * the limit, the rest of the body is dropped (released unread, so nothing buffers it) and the request is
+     * answered 413 problem+json and its connection closed. Returns false where this cannot be done (not HTTP/1.x);
+     * {@link #watchChunkedSize} serves there.
+     */
+    private boolean limitWhileReading(RoutingContext ctx) {
+        HttpServerRequest request = ctx.request();
+        if (request.version() == io.vertx.core.http.HttpVersion.HTTP_2
+                || !(request.connection() instanceof io.vertx.core.net.impl.ConnectionBase connection)) {
+            return false;
+        }
+        io.netty.channel.ChannelPipeline pipeline = connection.channel().pipeline();
+        if (pipeline.get("handler") == null || !connection.channel().eventLoop().inEventLoop()) {
+            return false;
+        }
+        io.vertx.core.Context context = ctx.vertx().getOrCreateContext();
+        if (pipeline.get(BODY_LIMIT_HANDLER) != null) {
+            pipeline.remove(BODY_LIMIT_HANDLER);
+        }
+        pipeline.addBefore("handler", BODY_LIMIT_HANDLER, new io.netty.channel.ChannelInboundHandlerAdapter() {
+            private long seen = request.bytesRead();
+            private boolean refused;
+
+            @Override
+            public void channelRead(io.netty.channel.ChannelHandlerContext nctx, Object msg) {
+                if (msg instanceof io.netty.handler.codec.http.HttpContent content) {
+                    seen += content.content().readableBytes();
+                    if (refused || seen > maxBodyBytes) {
+                        io.netty.util.ReferenceCountUtil.release(msg);   // dropped: never buffered
+                        if (!refused) {
+                            refused = true;
+                            context.runOnContext(v -> {
+                                LOG.infof("chunked body to %s passed the limit of %d bytes while arriving: 413", ctx.normalizedPath(),
+                                        maxBodyBytes);
+                                HttpProblemRoutes.sendAndClose(json, ctx, "about:blank", 413, "Content too large", bodyLimitDetail());
+                            });
+                        }
+                        return;
+                    }
+                }
+                nctx.fireChannelRead(msg);
+            }
+        });
+        ctx.addEndHandler(ignored -> {
+            if (connection.channel().isOpen() && pipeline.get(BODY_LIMIT_HANDLER) != null) {
+                pipeline.remove(BODY_LIMIT_HANDLER);   // the connection may carry another request
+            }
+        });
+        return true;
+    }
+
+    /** Answers 413 problem+json as soon as a chunked body passes the size limit (checked every 20 ms). */
     private long watchChunkedSize(RoutingContext ctx) {
         HttpServerRequest request = ctx.request();
         return ctx.vertx().setPeriodic(CHUNKED_CHECK_MILLIS, id -> {
@@ -114,7 +169,7 @@ public class UploadGuard {
                             + " uploads already (timbre.http.max-concurrent-uploads); retry in a few seconds.");
             return;
         }
-        long sizeWatch = chunked && length == null && maxBodyBytes > 0 ? watchChunkedSize(ctx) : -1;
+        long sizeWatch = chunked && length == null && maxBodyBytes > 0 && !limitWhileReading(ctx) ? watchChunkedSize(ctx) : -1;
         AtomicBoolean done = new AtomicBoolean();
         Runnable release = () -> {
             if (done.compareAndSet(false, true) && upload) {

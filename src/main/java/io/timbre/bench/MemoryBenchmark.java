@@ -41,6 +41,7 @@ public final class MemoryBenchmark {
         String policy = "idle";
         String watermark = "1536m";
         String[] texts = TEXTS;
+        int every = 100;
         Map<String, String> env = new java.util.LinkedHashMap<>();
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -50,13 +51,14 @@ public final class MemoryBenchmark {
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
                 case "--host-policy" -> policy = args[++i];
                 case "--host-watermark" -> watermark = args[++i];
+                case "--every" -> every = Integer.parseInt(args[++i]);
                 case "--texts" -> texts = args[++i].split("\\|");
                 case "--env" -> {
                     String[] kv = args[++i].split("=", 2);
                     env.put(kv[0], kv[1]);
                 }
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                        + " (use --pack, --requests, --clients, --warmup, --host-policy, --host-watermark, --texts 'A|B|C', --env K=V)");
+                        + " (use --pack, --requests, --clients, --warmup, --host-policy, --host-watermark, --texts 'A|B|C', --every N, --env K=V)");
             }
         }
         if (!Files.isRegularFile(Path.of("target/quarkus-app/quarkus-run.jar"))) {
@@ -100,6 +102,7 @@ public final class MemoryBenchmark {
             AtomicLong windowNanos = new AtomicLong();
             List<double[]> marks = new ArrayList<>();   // {requests, rss MB, mean latency ms}
             final int total = requests;
+            final int markEvery = every;
             Runnable client = () -> {
                 for (int n = next.getAndIncrement(); n < total; n = next.getAndIncrement()) {
                     LoadBenchmark.Sample s = LoadBenchmark.request(http, base, key, bodies[n % bodies.length]);
@@ -108,9 +111,9 @@ public final class MemoryBenchmark {
                     }
                     windowNanos.addAndGet(s.latencyNanos());
                     int d = done.incrementAndGet();
-                    if (d % 100 == 0) {
+                    if (d % markEvery == 0) {
                         double rss = LoadBenchmark.rssKb(service.pid()) / 1024.0;
-                        double ms = windowNanos.getAndSet(0) / 1e6 / 100;
+                        double ms = windowNanos.getAndSet(0) / 1e6 / markEvery;
                         synchronized (marks) {
                             marks.add(new double[] {d, rss, ms});
                         }
@@ -136,7 +139,8 @@ public final class MemoryBenchmark {
             double max = marks.stream().filter(m -> m[0] >= warmedAt).mapToDouble(m -> m[1]).max().orElse(Double.NaN);
             double last = marks.isEmpty() ? Double.NaN : marks.get(marks.size() - 1)[1];
             double meanMs = marks.stream().mapToDouble(m -> m[2]).average().orElse(Double.NaN);
-            String metrics = http.send(java.net.http.HttpRequest.newBuilder(base.resolve("/q/metrics")).build(),
+            String metrics = http.send(java.net.http.HttpRequest.newBuilder(base.resolve("/q/metrics"))
+                            .header("Authorization", "Bearer " + LoadBenchmark.ADMIN_KEY).build(),   // metrics need a key
                     java.net.http.HttpResponse.BodyHandlers.ofString()).body();
             System.out.printf(Locale.ROOT, "%nsummary: policy %s, env %s: %d requests in %.0f s (%.2f req/s), mean latency %.0f ms, "
                             + "errors %d; RSS at %d %.1f MB, max after %.1f MB, at the end %.1f MB (%+.1f%% after warm-up), idle %.1f MB; "

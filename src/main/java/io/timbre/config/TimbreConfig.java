@@ -160,6 +160,17 @@ public interface TimbreConfig {
         /** Clients (IP addresses) whose failed attempts are remembered; the least recently seen are forgotten. */
         @WithDefault("10000")
         int authFailureClients();
+
+        /**
+         * Who may read {@code /q/metrics}, {@code /q/openapi} and {@code /q/swagger-ui} on the HTTP port:
+         * {@code key} (the admin key or {@link #metricsKey()} as a Bearer key; 401 otherwise), {@code off} (404) or
+         * {@code open}. Health is never gated. Dev mode and tests use {@code open}.
+         */
+        @WithDefault("key")
+        String internalEndpoints();
+
+        /** A second Bearer key that may read the internal endpoints only (for Prometheus), besides the admin key. */
+        Optional<String> metricsKey();
     }
 
     /** Read by {@code io.timbre.db.EmbeddedPostgresConfigSourceFactory} before CDI exists; listed here for docs. */

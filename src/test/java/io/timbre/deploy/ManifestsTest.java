@@ -179,7 +179,7 @@ class ManifestsTest {
         assertEquals("timbre-secrets", secretTemplate.getMetadata().getName());
         Map<String, String> data = secretTemplate.getStringData();
         assertEquals(Set.of("QUARKUS_DATASOURCE_JDBC_URL", "QUARKUS_DATASOURCE_USERNAME", "QUARKUS_DATASOURCE_PASSWORD",
-                "TIMBRE_ADMIN_KEY"), data.keySet());
+                "TIMBRE_ADMIN_KEY", "TIMBRE_HTTP_METRICS_KEY"), data.keySet());
         assertTrue(secretTemplate.getData() == null || secretTemplate.getData().isEmpty(), "no base64 data in the template");
         data.forEach((k, v) -> assertTrue(v.contains("REPLACE_ME"), k + " must be a placeholder, not a real value: " + v));
         assertTrue(data.get("QUARKUS_DATASOURCE_JDBC_URL").startsWith("jdbc:postgresql://"));

@@ -67,6 +67,75 @@ class UploadAbortTests {
         assertEquals(before, Hostile.featureFiles(), "no feature file was written");
     }
 
+    /**
+     * A fast chunked body far over the limit (256 MiB of JSON to /v1/tts, 256 MiB of multipart to /v1/speakers) is
+     * refused while it arrives: 413 problem+json and the connection closed once the limit is passed, so the client
+     * cannot send the rest and the server never buffers it. Prints the resident-memory and heap change.
+     */
+    @Test
+    void aFastChunkedBodyFarOverTheLimitIsRefusedWhileItArrives() throws Exception {
+        String key = TestUsers.createUser(TestUsers.uniqueName("flood"));
+        String other = TestUsers.createUser(TestUsers.uniqueName("bystander"));
+        Set<String> before = Hostile.featureFiles();
+        long total = 256L << 20;
+        String[][] requests = {
+                {"/v1/tts", "application/json", "{\"text\":\""},
+                {"/v1/speakers", "multipart/form-data; boundary=XyZ",
+                        "--XyZ\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a.wav\"\r\n\r\nRIFF"}};
+        for (String[] r : requests) {
+            System.gc();
+            long rssBefore = rssKb();
+            long heapBefore = Runtime.getRuntime().totalMemory() - Runtime.getRuntime().freeMemory();
+            CompletableFuture<Integer> others = Hostile.othersRequest(other);
+            long sent = 0;
+            RawHttp.Answer answer;
+            try (Socket s = RawHttp.connect("127.0.0.1", 60_000)) {
+                OutputStream out = s.getOutputStream();
+                out.write(("POST " + r[0] + " HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + key + "\r\n"
+                        + "Content-Type: " + r[1] + "\r\nTransfer-Encoding: chunked\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                byte[] head = r[2].getBytes(StandardCharsets.US_ASCII);
+                out.write((Integer.toHexString(head.length) + "\r\n").getBytes(StandardCharsets.US_ASCII));
+                out.write(head);
+                out.write("\r\n".getBytes(StandardCharsets.US_ASCII));
+                byte[] chunk = new byte[256 * 1024];
+                java.util.Arrays.fill(chunk, (byte) 'a');
+                byte[] size = (Integer.toHexString(chunk.length) + "\r\n").getBytes(StandardCharsets.US_ASCII);
+                try {
+                    while (sent < total) {
+                        out.write(size);
+                        out.write(chunk);
+                        out.write("\r\n".getBytes(StandardCharsets.US_ASCII));
+                        sent += chunk.length;
+                    }
+                    out.write("0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+                    out.flush();
+                } catch (IOException closedByServer) {
+                    // the server answered and closed mid-body
+                }
+                answer = RawHttp.Answer.parse(RawHttp.readAll(s.getInputStream()));
+            }
+            long heapAfter = Runtime.getRuntime().totalMemory() - Runtime.getRuntime().freeMemory();
+            System.out.printf("chunked %s: client sent %d of %d MiB before the server closed; RSS %+d MB, heap %+d MB%n",
+                    r[0], sent >> 20, total >> 20, (rssKb() - rssBefore) / 1024, (heapAfter - heapBefore) >> 20);
+            assertEquals(413, answer.status(), r[0] + ": " + answer.raw());
+            assertEquals("application/problem+json", answer.header("content-type"), answer.raw());
+            assertTrue(answer.body().contains("\"status\":413") && answer.body().contains("20971520 bytes"), answer.raw());
+            assertTrue(sent < total, r[0] + ": the server read the whole " + (total >> 20) + " MiB instead of closing at the limit");
+            assertEquals(200, others.join(), "another user's request was served");
+        }
+        given().auth().oauth2(key).get("/v1/speakers").then().statusCode(200).body("size()", equalTo(0));
+        assertEquals(before, Hostile.featureFiles(), "no feature file was written");
+    }
+
+    private static long rssKb() throws IOException {
+        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+            if (line.startsWith("VmRSS:")) {
+                return Long.parseLong(line.replaceAll("[^0-9]", ""));
+            }
+        }
+        return -1;
+    }
+
     @Test
     void abandonedUploadsAreNotLoggedAsServerErrors() throws Exception {
         String key = TestUsers.createUser(TestUsers.uniqueName("quitter"));
