@@ -25,7 +25,7 @@ import java.util.concurrent.TimeUnit;
  * real-time factor; then times the Python reference pipeline (models/synthesize.py) on the same pack, prompt
  * and texts and prints Java/Python.
  *
- * <pre>./mvnw -q compile exec:java -Dexec.mainClass=io.timbre.bench.EngineBenchmark -Dexec.args="--packs models/tiny,models/bench --runs 3"</pre>
+ * <pre>./mvnw -q test-compile exec:java -Dexec.mainClass=io.timbre.bench.EngineBenchmark -Dexec.args="--packs models/tiny,models/bench --runs 3"</pre>
  */
 public final class EngineBenchmark {
     static final Path PROMPT = Path.of("models/tiny/golden/tone.wav");
