@@ -55,6 +55,7 @@ final class AudioResponses {
                     for (float[] a = first; a != null; a = s.next()) {
                         w.write(a);
                         target.flush();
+                        s.firstAudioWritten();
                     }
                     w.finish();
                     target.flush();

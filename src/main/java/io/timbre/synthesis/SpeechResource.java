@@ -92,7 +92,8 @@ public class SpeechResource {
         }
         List<String> segments = synthesis.read(input, TextFrontend.Language.AUTO, n == null || n.isNull() || n.asBoolean()).segments();
         Speaker speaker = voice(userId, body.get("voice"));
-        return AudioResponses.stream(synthesis.start(speaker, segments, seed, speed), format, streamFormat.equals("sse"), http);
+        return AudioResponses.stream(synthesis.start(speaker, segments, seed, speed).latencyTags("speech", "segment"), format,
+                streamFormat.equals("sse"), http);
     }
 
     private static String text(JsonNode body, String field) {

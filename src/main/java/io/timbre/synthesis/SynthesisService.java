@@ -69,18 +69,39 @@ public class SynthesisService {
         private final long featureNanos;
         private final long seed;
         private final int sampleRate;
-        private final long started = System.nanoTime();
+        private final long accepted;
         private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
-        private long firstAudio;
+        private final java.util.concurrent.atomic.AtomicBoolean audioWritten = new java.util.concurrent.atomic.AtomicBoolean();
+        private volatile String endpoint = "other";
+        private volatile String stream = "none";
         private volatile java.util.function.BooleanSupplier gone;
 
-        private Synthesis(SynthesisJob job, AutoCloseable features, Source source, long featureNanos, long seed) {
+        private Synthesis(SynthesisJob job, AutoCloseable features, Source source, long accepted, long featureNanos, long seed) {
             this.job = job;
             this.features = features;
             this.source = source;
+            this.accepted = accepted;
             this.featureNanos = featureNanos;
             this.seed = seed;
             this.sampleRate = engine.pack().manifest.outputSampleRate();
+        }
+
+        /**
+         * The tags of this request's time to first audio ({@link LatencyMetrics#FIRST_AUDIO}): the endpoint
+         * ({@code tts}, {@code speech}) and how its audio goes out ({@code none}: the whole clip; else the
+         * streaming unit, {@code segment} or {@code hop}).
+         */
+        public Synthesis latencyTags(String endpoint, String stream) {
+            this.endpoint = endpoint;
+            this.stream = stream;
+            return this;
+        }
+
+        /** Called when the first audio byte goes out: records the time to first audio, once. */
+        public void firstAudioWritten() {
+            if (audioWritten.compareAndSet(false, true)) {
+                LatencyMetrics.firstAudio(registry, endpoint, stream, System.nanoTime() - accepted);
+            }
         }
 
         public int sampleRate() {
@@ -120,11 +141,6 @@ public class SynthesisService {
                     if (gone.getAsBoolean()) {
                         job.cancel();
                     }
-                }
-                if (a != null && firstAudio == 0) {
-                    firstAudio = System.nanoTime();
-                    Timer.builder("timbre.tts.first.audio").description("request start to its first vocoded segment")
-                            .register(registry).record(firstAudio - started, TimeUnit.NANOSECONDS);
                 }
                 return a;
             } catch (InterruptedException e) {
@@ -166,11 +182,7 @@ public class SynthesisService {
                 Synthesizer.Timings t = job.timings();
                 Timer.builder("timbre.tts").tag("source", source.header()).register(registry)
                         .record(featureNanos + t.total(), TimeUnit.NANOSECONDS);
-                stage("features", featureNanos);
-                stage("queue", t.queue());
-                stage("llm", t.llm());
-                stage("flow", t.flow());
-                stage("vocoder", t.vocoder());
+                LatencyMetrics.stages(registry, featureNanos, t);
             }
         }
     }
@@ -205,8 +217,9 @@ public class SynthesisService {
 
     /** Starts speaking the segments (from {@link #read}) with a stored speaker's features (memory, file or re-extracted). */
     public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed) {
+        long accepted = System.nanoTime();
         SpeakerService.Resolved f = withSlot(() -> speakers.features(speaker));
-        return start(segments, f.features(), f, f.source(), f.nanos(), seed, speed);
+        return start(segments, f.features(), f, f.source(), accepted, f.nanos(), seed, speed);
     }
 
     /**
@@ -217,14 +230,14 @@ public class SynthesisService {
         long t0 = System.nanoTime();
         String normalized = engine.synthesizer().textFrontend().normalize(promptText);
         SpeakerFeatures f = withSlot(() -> engine.extractor().extract(promptPcm, promptRate, normalized));
-        return start(segments, f, f, Source.ZERO_SHOT, System.nanoTime() - t0, seed, speed);
+        return start(segments, f, f, Source.ZERO_SHOT, t0, System.nanoTime() - t0, seed, speed);
     }
 
-    private Synthesis start(List<String> segments, SpeakerFeatures features, AutoCloseable owner, Source source, long featureNanos,
-                            long seed, double speed) {
+    private Synthesis start(List<String> segments, SpeakerFeatures features, AutoCloseable owner, Source source, long accepted,
+                            long featureNanos, long seed, double speed) {
         try {
             SynthesisJob job = engine.synthesizer().submit(features, segments, new Synthesizer.Options(seed, false, speed));
-            return new Synthesis(job, owner, source, featureNanos, seed);
+            return new Synthesis(job, owner, source, accepted, featureNanos, seed);
         } catch (RuntimeException e) {
             try {
                 owner.close();
@@ -243,10 +256,6 @@ public class SynthesisService {
 
     private static ApiProblem busy(Synthesizer.Busy e) {
         return ApiProblem.serviceUnavailable("busy", "Busy", e.getMessage(), e.retryAfterSeconds);
-    }
-
-    private void stage(String name, long nanos) {
-        Timer.builder("timbre.engine.stage").tag("stage", name).register(registry).record(nanos, TimeUnit.NANOSECONDS);
     }
 
     /** Runs a feature extraction in one of the extraction slots; a wait past the queue timeout answers 503. */

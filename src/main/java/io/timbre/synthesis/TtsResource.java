@@ -109,13 +109,16 @@ public class TtsResource {
 
     /** Streams, or waits for the whole clip (a WAV with its exact length); a client that leaves cancels the work. */
     private static Response respond(SynthesisService.Synthesis s, boolean stream, SpeechFormat format, HttpServerResponse http) {
+        s.latencyTags("tts", stream ? "segment" : "none");
         if (stream) {
             return AudioResponses.stream(s, format, false, http);
         }
         try (s) {
             AudioResponses.cancelOnDisconnect(http, s);
             SynthesisService.Speech speech = s.all();
-            return speech.headers(Response.ok(format.encode(speech.pcm(), speech.sampleRate()), format.contentType()))
+            byte[] audio = format.encode(speech.pcm(), speech.sampleRate());
+            s.firstAudioWritten();   // the whole clip goes to the HTTP layer now
+            return speech.headers(Response.ok(audio, format.contentType()))
                     .header("X-Timbre-Sample-Rate", speech.sampleRate()).build();
         }
     }

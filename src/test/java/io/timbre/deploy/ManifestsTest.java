@@ -61,7 +61,9 @@ import io.fabric8.kubernetes.api.model.ServicePort;
 import io.fabric8.kubernetes.api.model.Volume;
 import io.fabric8.kubernetes.api.model.VolumeMount;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
+import io.fabric8.kubernetes.api.model.autoscaling.v2.ExternalMetricSource;
 import io.fabric8.kubernetes.api.model.autoscaling.v2.HorizontalPodAutoscaler;
+import io.fabric8.kubernetes.api.model.autoscaling.v2.MetricSpec;
 import io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicy;
 import io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicyPort;
 import io.fabric8.kubernetes.api.model.policy.v1.PodDisruptionBudget;
@@ -408,6 +410,56 @@ class ManifestsTest {
         assertOverlayImages("overlays/gpu");
         assertTrue(app.getImage().contains("gpu"), "the CUDA image: " + app.getImage());
         assertFalse(app.getImage().equals(appContainer("overlays/cpu").getImage()));
+    }
+
+    /**
+     * The gpu overlay scales on the engine's queue depth through the external metrics API: its HPA's only metric is
+     * an External one, per replica, that the prometheus-adapter rule next to it serves from the Prometheus series of a
+     * gauge the application registers; the base and the cpu overlay scale on CPU utilisation.
+     */
+    @Test
+    void gpuOverlayScalesOnTheEnginesQueueDepth() throws IOException {
+        HorizontalPodAutoscaler hpa = one("overlays/gpu", HorizontalPodAutoscaler.class);
+        assertEquals(List.of("External"), hpa.getSpec().getMetrics().stream().map(MetricSpec::getType).collect(Collectors.toList()),
+                "CPU utilisation is a weak signal on GPU pods");
+        ExternalMetricSource external = hpa.getSpec().getMetrics().get(0).getExternal();
+        String name = external.getMetric().getName();
+        assertEquals("AverageValue", external.getTarget().getType(), "queue depth per replica");
+        assertTrue(bytes(external.getTarget().getAverageValue()) > 0, "a positive target");
+
+        List<JsonNode> values = parseYaml(Files.readString(K8S.resolve("overlays/gpu/prometheus-adapter-rules.yaml")));
+        assertEquals(1, values.size());
+        JsonNode rule = null;
+        for (JsonNode r : values.get(0).path("rules").path("external")) {
+            if (name.equals(r.path("name").path("as").asString())) {
+                rule = r;
+            }
+        }
+        assertNotNull(rule, "prometheus-adapter-rules.yaml serves " + name + " as an external metric");
+        String series = rule.path("seriesQuery").asString().replaceAll("\\{.*", "").trim();
+        assertTrue(Pattern.compile(rule.path("name").path("matches").asString()).matcher(series).find(),
+                "the rule's name pattern matches its series " + series);
+        assertTrue(rule.path("metricsQuery").asString().contains("<<.Series>>{<<.LabelMatchers>>}"),
+                "the HPA's namespace reaches the query as a label matcher");
+        assertEquals("namespace", rule.path("resources").path("overrides").path("namespace").path("resource").asString());
+
+        // the series is the Prometheus name of a gauge the application registers (Micrometer: dots become _)
+        String meter = "\"" + series.replace('_', '.') + "\"";
+        try (Stream<Path> files = Files.walk(ROOT.resolve("src/main/java"))) {
+            assertTrue(files.filter(f -> f.toString().endsWith(".java")).anyMatch(f -> {
+                try {
+                    String src = Files.readString(f);
+                    return src.contains("Gauge.builder(" + meter);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            }), "a gauge named " + meter + " in src/main/java (renamed? then update hpa-gpu.yaml and the adapter rule)");
+        }
+
+        for (String target : List.of("base", "overlays/cpu")) {
+            List<MetricSpec> metrics = one(target, HorizontalPodAutoscaler.class).getSpec().getMetrics();
+            assertEquals(List.of("cpu"), metrics.stream().map(m -> m.getResource().getName()).collect(Collectors.toList()), target);
+        }
     }
 
     @Test

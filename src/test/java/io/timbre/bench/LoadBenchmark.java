@@ -18,21 +18,29 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Load benchmark (a command, not a test). Starts the packaged service ({@code target/quarkus-app}) as a separate
- * process on loopback with the given pack and the embedded PostgreSQL, registers one speaker, and drives
- * {@code POST /v1/tts} with {@code "stream": true} from 1, 2, 4, 8 and 16 concurrent clients (closed loop, each
- * client sends its next request when the previous one has been read; at least {@code --min-requests} per level),
- * first with continuous batching on, then
- * with a second service started with {@code timbre.engine.batching=false} (one request at a time, as the
- * reference servers do). Prints, per mode and concurrency: requests/s, latency p50/p95/p99, time to the first
- * audio byte p50/p95, real-time factor (latency / audio seconds, mean), errors, the service's resident memory
- * after the level, and the batched/unbatched throughput ratio.
+ * process on loopback with the given pack and the embedded PostgreSQL, registers one speaker, and drives streamed
+ * {@code POST /v1/tts} from 1, 2, 4, 8 and 16 concurrent clients (closed loop: each client sends its next request when
+ * the previous one has been read; at least {@code --min-requests} per level), for two texts (one long single-segment
+ * text and a multi-sentence text) and both streaming units side by side, one after the other at each level of the
+ * same service: {@code "stream_unit":"hop"} (chunked streaming at CosyVoice's token hops) and
+ * {@code "stream_unit":"segment"} (one chunk per segment). First with continuous batching on, then with a second
+ * service started with {@code timbre.engine.batching=false} (one request at a time, as the reference servers do).
+ *
+ * <p>Whether the service streams by hop is measured, not assumed: its warm-up requests with {@code "hop"} must be
+ * answered, and the first audio of the single-segment text must come before {@value #CHUNKED_BELOW} of the whole
+ * answer's time (per-segment streaming sends it with the whole clip); otherwise the hop columns say why they are
+ * empty. Prints, per mode, text, concurrency and unit: requests/s, latency p50/p95/p99, time to first audio (the first
+ * byte after the 44-byte WAV header) p50/p95/p99 and its share of the latency, real-time factor, errors and the
+ * service's resident memory; then first audio of both units side by side, and the batched/unbatched throughput ratio.
  *
  * <pre>./mvnw -q -DskipTests package exec:java -Dexec.mainClass=io.timbre.bench.LoadBenchmark \
  *     -Dexec.args="--pack models/bench --clients 1,2,4,8,16 --min-requests 4"</pre>
@@ -40,11 +48,15 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class LoadBenchmark {
     /** The packaged app refuses the published dev key: the benchmark gives the service a fresh one. */
     static final String ADMIN_KEY = io.timbre.account.ApiKeys.generate();
+    /** First audio before this share of the latency (single-segment text, warm-up) means the service streams by hop. */
+    static final double CHUNKED_BELOW = 0.6;
+    static final List<String> UNITS = List.of("hop", "segment");
 
     record Sample(long latencyNanos, long firstAudioNanos, double audioSeconds, boolean ok) {
     }
 
-    record Level(String mode, int clients, int requests, double seconds, List<Sample> samples, long rssKb) {
+    record Level(String mode, String text, String unit, int clients, int requests, double seconds, List<Sample> samples,
+                 long rssKb) {
         double throughput() {
             return samples.stream().filter(Sample::ok).count() / seconds;
         }
@@ -54,24 +66,36 @@ public final class LoadBenchmark {
         }
     }
 
+    /** A text of the benchmark: its label and what is spoken. */
+    record Text(String label, String text) {
+    }
+
     public static void main(String[] args) throws Exception {
         Path pack = Path.of("models/bench");
         Path prompt = Path.of("models/tiny/golden/tone.wav");
         String promptText = "A steady vowel for the speaker prompt.";
-        String text = "Hi there.";
+        // On the bench pack (random weights, byte vocabulary) every text token yields 20 speech tokens: "Hi there." is
+        // one segment of 180 speech tokens (7.2 s, 7 hops); the multi-sentence text is 3 sentences, 440 speech tokens.
+        String single = "Hi there.";
+        String multi = "Hi. How are you? Fine.";
         int[] clients = {1, 2, 4, 8, 16};
         int minRequests = 4;
         List<String> modes = List.of("batched", "unbatched");
+        List<String> units = UNITS;
+        List<String> textLabels = List.of("single", "multi");
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--pack" -> pack = Path.of(args[++i]);
                 case "--prompt" -> prompt = Path.of(args[++i]);
-                case "--text" -> text = args[++i];
+                case "--text", "--single-text" -> single = args[++i];
+                case "--multi-text" -> multi = args[++i];
+                case "--texts" -> textLabels = List.of(args[++i].split(","));
+                case "--units" -> units = List.of(args[++i].split(","));
                 case "--clients" -> clients = Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
                 case "--min-requests" -> minRequests = Integer.parseInt(args[++i]);
                 case "--modes" -> modes = List.of(args[++i].split(","));
-                default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                        + " (use --pack, --prompt, --text, --clients, --min-requests, --modes)");
+                default -> throw new IllegalArgumentException("unknown argument " + args[i] + " (use --pack, --prompt, "
+                        + "--single-text, --multi-text, --texts single,multi, --units hop,segment, --clients, --min-requests, --modes)");
             }
         }
         if (!Files.isRegularFile(pack.resolve("pack.json"))) {
@@ -82,17 +106,26 @@ public final class LoadBenchmark {
             System.err.println("no packaged service; run ./mvnw -DskipTests package first");
             System.exit(2);
         }
-        System.out.printf(Locale.ROOT, "load benchmark: pack %s, prompt %s, text \"%s\", at least %d requests per level, %d cores%n",
-                pack, prompt, text, minRequests, Runtime.getRuntime().availableProcessors());
-        List<Level> levels = new ArrayList<>();
-        for (String mode : modes) {
-            levels.addAll(run(mode, pack, prompt, promptText, text, clients, minRequests));
+        List<Text> texts = new ArrayList<>();
+        for (String t : textLabels) {
+            texts.add(switch (t) {
+                case "single" -> new Text("single", single);
+                case "multi" -> new Text("multi", multi);
+                default -> throw new IllegalArgumentException("--texts takes single and/or multi, not " + t);
+            });
         }
-        print(levels);
+        System.out.printf(Locale.ROOT, "load benchmark: pack %s, prompt %s, texts %s, units %s, at least %d requests per level, %d cores%n",
+                pack, prompt, texts, units, minRequests, Runtime.getRuntime().availableProcessors());
+        List<Level> levels = new ArrayList<>();
+        List<String> notes = new ArrayList<>();
+        for (String mode : modes) {
+            levels.addAll(run(mode, pack, prompt, promptText, texts, units, clients, minRequests, notes));
+        }
+        print(levels, notes);
     }
 
-    static List<Level> run(String mode, Path pack, Path prompt, String promptText, String text, int[] clients, int minRequests)
-            throws Exception {
+    static List<Level> run(String mode, Path pack, Path prompt, String promptText, List<Text> texts, List<String> units,
+                           int[] clients, int minRequests, List<String> notes) throws Exception {
         int port;
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
@@ -117,21 +150,53 @@ public final class LoadBenchmark {
             System.out.printf(Locale.ROOT, "[%s] service pid %d ready in %.1f s%n", mode, service.pid(), (System.nanoTime() - t0) / 1e9);
             String key = createUser(http, base);
             String speaker = register(http, base, key, prompt, promptText);
-            String body = "{\"text\":" + new ObjectMapper().writeValueAsString(text) + ",\"speakerId\":\"" + speaker
-                    + "\",\"stream\":true}";
-            for (int i = 0; i < 2; i++) {
-                Sample w = request(http, base, key, body);   // warm-up
+            ObjectMapper json = new ObjectMapper();
+            List<String> served = new ArrayList<>();
+            for (String unit : units) {
+                // warm-up, and the probe: is this unit served, and is it chunked?
+                String body = body(json, texts.get(0).text(), speaker, unit);
+                Sample w = null;
+                for (int i = 0; i < 2; i++) {
+                    w = request(http, base, key, body);
+                }
                 if (!w.ok()) {
-                    throw new IllegalStateException("warm-up request failed; see " + log);
+                    String why = "[" + mode + "] stream_unit \"" + unit + "\" not served (the warm-up request failed; see " + log + ")";
+                    if (unit.equals("segment")) {
+                        throw new IllegalStateException(why);
+                    }
+                    notes.add(why);
+                    continue;
+                }
+                double share = w.firstAudioNanos() / (double) w.latencyNanos();
+                if (unit.equals("hop") && texts.get(0).label().equals("single") && share >= CHUNKED_BELOW) {
+                    notes.add(String.format(Locale.ROOT, "[%s] stream_unit \"hop\" is not chunked by this build: the first audio "
+                            + "of the single-segment text came at %.0f%% of the answer's time (per-segment streaming); hop columns omitted",
+                            mode, 100 * share));
+                    continue;
+                }
+                System.out.printf(Locale.ROOT, "[%s] unit %s served; warm-up: first audio at %.0f%% of %.2f s%n", mode, unit,
+                        100 * share, w.latencyNanos() / 1e9);
+                served.add(unit);
+            }
+            for (Text text : texts) {
+                for (int i = 0; i < served.size() && !text.equals(texts.get(0)); i++) {
+                    request(http, base, key, body(json, text.text(), speaker, served.get(i)));   // warm-up of this text
                 }
             }
             long rssStart = rssKb(service.pid());
             System.out.printf(Locale.ROOT, "[%s] after warm-up: RSS %.1f MB%n", mode, rssStart / 1024.0);
-            for (int c : clients) {
-                Level l = level(mode, http, base, key, body, c, (minRequests + c - 1) / c, service.pid());
-                out.add(l);
-                System.out.printf(Locale.ROOT, "[%s] %2d clients: %5.2f req/s, p50 %.2f s, errors %d, RSS %.1f MB%n", mode, c,
-                        l.throughput(), pct(l.samples(), Sample::latencyNanos, 50) / 1e9, l.errors(), l.rssKb() / 1024.0);
+            for (Text text : texts) {
+                for (int c : clients) {
+                    for (String unit : served) {
+                        Level l = level(mode, text.label(), unit, http, base, key, body(json, text.text(), speaker, unit), c,
+                                (minRequests + c - 1) / c, service.pid());
+                        out.add(l);
+                        System.out.printf(Locale.ROOT, "[%s] %-6s %2d clients %-7s: %5.2f req/s, p50 %.2f s, first audio p50 %.2f s, "
+                                        + "errors %d, RSS %.1f MB%n", mode, text.label(), c, unit, l.throughput(),
+                                pct(l.samples(), Sample::latencyNanos, 50) / 1e9, pct(l.samples(), Sample::firstAudioNanos, 50) / 1e9,
+                                l.errors(), l.rssKb() / 1024.0);
+                    }
+                }
             }
         } finally {
             service.destroy();
@@ -142,8 +207,13 @@ public final class LoadBenchmark {
         return out;
     }
 
-    static Level level(String mode, HttpClient http, URI base, String key, String body, int clients, int perClient, long pid)
-            throws Exception {
+    static String body(ObjectMapper json, String text, String speaker, String unit) throws Exception {
+        return "{\"text\":" + json.writeValueAsString(text) + ",\"speakerId\":\"" + speaker + "\",\"stream\":true,\"stream_unit\":\""
+                + unit + "\"}";
+    }
+
+    static Level level(String mode, String text, String unit, HttpClient http, URI base, String key, String body, int clients,
+                       int perClient, long pid) throws Exception {
         List<Sample> samples = Collections.synchronizedList(new ArrayList<>());
         CountDownLatch start = new CountDownLatch(1);
         List<Thread> threads = new ArrayList<>();
@@ -167,7 +237,7 @@ public final class LoadBenchmark {
             t.join();
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
-        return new Level(mode, clients, clients * perClient, seconds, new ArrayList<>(samples), rssKb(pid));
+        return new Level(mode, text, unit, clients, clients * perClient, seconds, new ArrayList<>(samples), rssKb(pid));
     }
 
     /** One streamed request: latency to the last byte, time to the first audio byte after the 44-byte header. */
@@ -269,28 +339,58 @@ public final class LoadBenchmark {
         return v[Math.max(0, Math.min(v.length - 1, i))];
     }
 
-    static void print(List<Level> levels) {
+    static void print(List<Level> levels, List<String> notes) {
         System.out.println();
-        System.out.println("| mode | clients | requests | req/s | p50 s | p95 s | p99 s | p99/p50 | first audio p50 s | first audio p95 s | RTF | errors | RSS MB |");
-        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        notes.forEach(n -> System.out.println("note: " + n));
+        System.out.println();
+        System.out.println("| mode | text | clients | unit | requests | req/s | p50 s | p95 s | p99 s | first audio p50 s | p95 s | p99 s "
+                + "| p95/p50 | first audio / latency (p50) | RTF | errors | RSS MB |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (Level l : levels) {
             List<Sample> s = l.samples();
             double p50 = pct(s, Sample::latencyNanos, 50) / 1e9;
-            double p99 = pct(s, Sample::latencyNanos, 99) / 1e9;
+            double f50 = pct(s, Sample::firstAudioNanos, 50) / 1e9;
+            double f95 = pct(s, Sample::firstAudioNanos, 95) / 1e9;
             double rtf = s.stream().filter(Sample::ok).mapToDouble(x -> x.latencyNanos() / 1e9 / x.audioSeconds()).average().orElse(Double.NaN);
-            System.out.printf(Locale.ROOT, "| %s | %d | %d | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %.1f |%n",
-                    l.mode(), l.clients(), l.requests(), l.throughput(), p50, pct(s, Sample::latencyNanos, 95) / 1e9, p99, p99 / p50,
-                    pct(s, Sample::firstAudioNanos, 50) / 1e9, pct(s, Sample::firstAudioNanos, 95) / 1e9, rtf, l.errors(),
-                    l.rssKb() / 1024.0);
+            System.out.printf(Locale.ROOT, "| %s | %s | %d | %s | %d | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f%% | %.2f | %d | %.1f |%n",
+                    l.mode(), l.text(), l.clients(), l.unit(), l.requests(), l.throughput(), p50,
+                    pct(s, Sample::latencyNanos, 95) / 1e9, pct(s, Sample::latencyNanos, 99) / 1e9, f50, f95,
+                    pct(s, Sample::firstAudioNanos, 99) / 1e9, f95 / f50, 100 * f50 / p50, rtf, l.errors(), l.rssKb() / 1024.0);
         }
+
+        System.out.println();
+        System.out.println("Time to first audio, chunked (hop) and per-segment side by side (s; '-': not served):");
+        System.out.println("| mode | text | clients | hop p50 | hop p95 | hop p99 | segment p50 | segment p95 | segment p99 | hop total p50 | segment total p50 |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
+        Map<String, List<Level>> rows = new LinkedHashMap<>();
+        for (Level l : levels) {
+            rows.computeIfAbsent(l.mode() + "|" + l.text() + "|" + l.clients(), k -> new ArrayList<>()).add(l);
+        }
+        rows.forEach((k, ls) -> {
+            Level hop = ls.stream().filter(l -> l.unit().equals("hop")).findFirst().orElse(null);
+            Level seg = ls.stream().filter(l -> l.unit().equals("segment")).findFirst().orElse(null);
+            System.out.printf(Locale.ROOT, "| %s | %s | %s | %s | %s |%n", k.replace("|", " | "), firstAudio(hop), firstAudio(seg),
+                    cell(hop, Sample::latencyNanos, 50), cell(seg, Sample::latencyNanos, 50));
+        });
+
         System.out.println();
         for (Level b : levels) {
             if (!b.mode().equals("batched")) {
                 continue;
             }
-            levels.stream().filter(u -> u.mode().equals("unbatched") && u.clients() == b.clients()).findFirst().ifPresent(u ->
-                    System.out.printf(Locale.ROOT, "%2d clients: batched/unbatched throughput %.2fx%n", b.clients(),
-                            b.throughput() / u.throughput()));
+            levels.stream().filter(u -> u.mode().equals("unbatched") && u.clients() == b.clients() && u.text().equals(b.text())
+                            && u.unit().equals(b.unit())).findFirst().ifPresent(u ->
+                    System.out.printf(Locale.ROOT, "%-6s %-7s %2d clients: batched/unbatched throughput %.2fx (%.3f vs %.3f req/s)%n",
+                            b.text(), b.unit(), b.clients(), b.throughput() / u.throughput(), b.throughput(), u.throughput()));
         }
+    }
+
+    static String firstAudio(Level l) {
+        return cell(l, Sample::firstAudioNanos, 50) + " | " + cell(l, Sample::firstAudioNanos, 95) + " | "
+                + cell(l, Sample::firstAudioNanos, 99);
+    }
+
+    static String cell(Level l, java.util.function.ToLongFunction<Sample> f, double p) {
+        return l == null ? "-" : String.format(Locale.ROOT, "%.2f", pct(l.samples(), f, p) / 1e9);
     }
 }

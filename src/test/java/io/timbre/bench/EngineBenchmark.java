@@ -23,9 +23,13 @@ import java.util.concurrent.TimeUnit;
  * Engine benchmark (a command, not a test): synthesizes a fixed set of texts with each pack, greedy so that
  * Java and the Python reference do exactly the same work, and prints per-stage medians, speech tokens/s and
  * real-time factor; then times the Python reference pipeline (models/synthesize.py) on the same pack, prompt
- * and texts and prints Java/Python.
+ * and texts and prints Java/Python. Several packs print side by side in one table, each with its family (pack.json
+ * {@code family}; a pack without one is {@code cosyvoice2}), so that CosyVoice 2 and 3 packs compare in one run:
+ * {@code --pack DIR} repeated, or {@code --packs a,b}.
  *
- * <pre>./mvnw -q compile exec:java -Dexec.mainClass=io.timbre.bench.EngineBenchmark -Dexec.args="--packs models/tiny,models/bench --runs 3"</pre>
+ * <pre>./mvnw -q test-compile exec:java -Dexec.mainClass=io.timbre.bench.EngineBenchmark -Dexec.args="--packs models/tiny,models/bench --runs 3"
+ * ./mvnw -q test-compile exec:java -Dexec.mainClass=io.timbre.bench.EngineBenchmark \
+ *     -Dexec.args="--pack models/cosyvoice2 --pack models/cosyvoice3 --runs 3 --no-python"</pre>
  */
 public final class EngineBenchmark {
     static final Path PROMPT = Path.of("models/tiny/golden/tone.wav");
@@ -37,41 +41,47 @@ public final class EngineBenchmark {
     }
 
     public static void main(String[] args) throws Exception {
-        List<String> packs = List.of("models/tiny", "models/bench");
+        List<String> packs = new ArrayList<>();
         int runs = 3;
         int threads = Runtime.getRuntime().availableProcessors();
         boolean python = true;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
-                case "--packs" -> packs = List.of(args[++i].split(","));
+                case "--packs" -> packs.addAll(List.of(args[++i].split(",")));
+                case "--pack" -> packs.add(args[++i]);
                 case "--runs" -> runs = Integer.parseInt(args[++i]);
                 case "--threads" -> threads = Integer.parseInt(args[++i]);
                 case "--no-python" -> python = false;
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                        + " (--packs a,b --runs N --threads N --no-python)");
+                        + " (--pack DIR (repeated) or --packs a,b, --runs N --threads N --no-python)");
             }
+        }
+        if (packs.isEmpty()) {
+            packs = List.of("models/tiny", "models/bench");
         }
         org.bytedeco.pytorch.global.torch.set_num_threads(threads);
         float[] prompt = WavCodec.decode(Files.readAllBytes(PROMPT)).samples();
         System.out.printf("engine benchmark: %d runs (median after 1 warm-up), %d intra-op threads, %d texts, prompt %s (%.2f s), greedy%n",
                 runs, threads, TEXTS.size(), PROMPT, prompt.length / 16000.0);
-        System.out.printf("%-10s %-6s %9s %9s %9s %9s %9s %8s %9s %7s%n", "pack", "side", "features", "llm", "flow",
+        System.out.printf("%-14s %-11s %-6s %9s %9s %9s %9s %9s %8s %9s %7s%n", "pack", "family", "side", "features", "llm", "flow",
                 "vocoder", "total", "tokens", "tokens/s", "RTF");
         for (String p : packs) {
             Path dir = Path.of(p);
             if (!Files.isDirectory(dir)) {
-                System.out.printf("%-10s skipped: %s does not exist (make it: /usr/bin/python3 models/build_pack.py --size %s --out %s)%n",
+                System.out.printf("%-14s skipped: %s does not exist (make it: /usr/bin/python3 models/build_pack.py --size %s --out %s)%n",
                         dir.getFileName(), dir, dir.getFileName(), dir);
                 continue;
             }
+            String name = dir.getFileName().toString();
+            String family = family(dir);
             Stage java = java(dir, prompt, runs, threads);
-            print(dir.getFileName().toString(), "java", java);
+            print(name, family, "java", java);
             if (python) {
                 Stage py = python(dir, runs, threads);
                 if (py != null) {
-                    print(dir.getFileName().toString(), "python", py);
-                    System.out.printf("%-10s %-6s %9.2f %9.2f %9.2f %9.2f %9.2f   (Java/Python time ratio; < 1 means Java is faster)%n",
-                            dir.getFileName(), "ratio", java.features / py.features, java.llm / py.llm, java.flow / py.flow,
+                    print(name, family, "python", py);
+                    System.out.printf("%-14s %-11s %-6s %9.2f %9.2f %9.2f %9.2f %9.2f   (Java/Python time ratio; < 1 means Java is faster)%n",
+                            name, family, "ratio", java.features / py.features, java.llm / py.llm, java.flow / py.flow,
                             java.vocoder / py.vocoder, java.total / py.total);
                 }
             }
@@ -141,9 +151,15 @@ public final class EngineBenchmark {
         return new Stage(f, l, fl, v, t, tokens, audio);
     }
 
-    static void print(String pack, String side, Stage s) {
-        System.out.printf("%-10s %-6s %7.1fms %7.1fms %7.1fms %7.1fms %7.1fms %8d %9.1f %7.3f%n", pack, side, s.features, s.llm,
-                s.flow, s.vocoder, s.total, s.tokens, s.tokens / (s.llm / 1000.0), s.total / 1000.0 / s.audio);
+    static void print(String pack, String family, String side, Stage s) {
+        System.out.printf("%-14s %-11s %-6s %7.1fms %7.1fms %7.1fms %7.1fms %7.1fms %8d %9.1f %7.3f%n", pack, family, side, s.features,
+                s.llm, s.flow, s.vocoder, s.total, s.tokens, s.tokens / (s.llm / 1000.0), s.total / 1000.0 / s.audio);
+    }
+
+    /** The model family a pack declares in pack.json ({@code family}); packs from before the field are CosyVoice 2. */
+    static String family(Path dir) throws IOException {
+        JsonNode manifest = new ObjectMapper().readTree(dir.resolve("pack.json").toFile());
+        return manifest.path("family").asText("cosyvoice2");
     }
 
     static Stage median(List<Stage> all) {
