@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from . import FORMAT_ID, archive, nets, onnxmodels, sizes, tokenizer
+from . import FORMAT_ID, archive, instructions, nets, onnxmodels, sizes, tokenizer
 
 MODULE_FILES = {"frontend": "frontend.pt", "llm": "llm.pt", "flow": "flow.pt", "vocoder": "hift.pt"}
 ONNX_FILES = onnxmodels.ONNX_FILES   # role in pack.json's frontend -> file name, as the release names them
@@ -79,7 +79,7 @@ def write_pack(size: str, out: str, seed: int, name: str) -> dict:
 
 
 def finish_pack(out: str, name: str, size: str, weights: str, llm: dict, text_vocab_size: int, tokenizer_doc: dict,
-                params: dict) -> dict:
+                params: dict, family: str = "cosyvoice2") -> dict:
     """Write tokenizer.json, hash every file and write pack.json; the modules must already be in `out` under
     MODULE_FILES' names and the two ONNX models (copied as the release ships them) under ONNX_FILES' names. Shared by build_pack.py (random weights) and export_cosyvoice2.py (real weights).
     llm: dict with layers, dim, heads, kv_heads; text_vocab_size: rows of the LLM's text embedding."""
@@ -103,6 +103,7 @@ def finish_pack(out: str, name: str, size: str, weights: str, llm: dict, text_vo
         "version": version,
         "size": size,
         "weights": weights,
+        **instructions.declaration(family),   # family, system_prompt (CosyVoice 3), instructions
         "audio": {"prompt_sample_rate": 16000, "output_sample_rate": 24000, "min_prompt_seconds": 3.0,
                   "max_prompt_seconds": 30.0, "speech_token_rate": 25, "mel_frame_rate": 50,
                   "samples_per_mel_frame": 480, "mel_bins": 80},

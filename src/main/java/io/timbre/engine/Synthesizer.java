@@ -203,16 +203,32 @@ public final class Synthesizer implements AutoCloseable {
      * @throws Busy when the queue is full
      */
     public SynthesisJob submit(SpeakerFeatures spk, List<String> segments, Options options) {
-        return submit(spk, segments, options, true);
+        return submit(spk, segments, options, null, true);
+    }
+
+    /**
+     * As {@link #submit(SpeakerFeatures, List, Options)}, with the LLM's prompt as the pack's {@link PromptPlan}
+     * made it (e.g. an instruction in place of the transcript); null: the features' own prompt text and tokens.
+     */
+    public SynthesisJob submit(SpeakerFeatures spk, List<String> segments, Options options, PromptPlan.LlmPrompt prompt) {
+        return submit(spk, segments, options, prompt, true);
+    }
+
+    SynthesisJob submit(SpeakerFeatures spk, List<String> segments, Options options, boolean checkIds) {
+        return submit(spk, segments, options, null, checkIds);
     }
 
     /** {@code checkIds} false lets a test give the LLM a row that fails (ids outside its vocabulary). */
-    SynthesisJob submit(SpeakerFeatures spk, List<String> segments, Options options, boolean checkIds) {
+    SynthesisJob submit(SpeakerFeatures spk, List<String> segments, Options options, PromptPlan.LlmPrompt prompt, boolean checkIds) {
         long[] promptText;
         long[] promptSpeech;
-        try (PointerScope scope = new PointerScope()) {   // the copies' temporary handles are freed here, not by the GC
-            promptText = Tensors.toLongs(spk.promptText());
-            promptSpeech = Tensors.toLongs(spk.speechTokens());
+        if (prompt != null) {
+            promptText = prompt.text();
+            promptSpeech = prompt.speech();
+        } else {
+            PromptPlan.LlmPrompt own = ownPrompt(spk);
+            promptText = own.text();
+            promptSpeech = own.speech();
         }
         if (checkIds) {   // features are validated where they enter; this keeps a bad id off the device all the same
             for (long id : promptSpeech) {
@@ -246,6 +262,13 @@ public final class Synthesizer implements AutoCloseable {
             lock.unlock();
         }
         return job;
+    }
+
+    /** The features' own prompt: their prompt_text and llm_prompt_speech_token, as ids. */
+    public static PromptPlan.LlmPrompt ownPrompt(SpeakerFeatures spk) {
+        try (PointerScope scope = new PointerScope()) {   // the copies' temporary handles are freed here, not by the GC
+            return new PromptPlan.LlmPrompt(Tensors.toLongs(spk.promptText()), Tensors.toLongs(spk.speechTokens()));
+        }
     }
 
     /** Each segment gets its own random stream derived from the request seed, independent of scheduling. */

@@ -36,6 +36,11 @@ public class SpeakerResource {
         }
     }
 
+    /** The model family (cosyvoice2, cosyvoice3) of the features exported or imported. */
+    public static final String FAMILY_HEADER = "X-Timbre-Pack-Family";
+    /** The pack (name@version) that made the features exported or holds the imported ones. */
+    public static final String PACK_HEADER = "X-Timbre-Pack";
+
     private final SpeakerService speakers;
     private final CurrentUser user;
 
@@ -81,21 +86,25 @@ public class SpeakerResource {
     @Operation(summary = "The speaker's features as a CosyVoice spk2info entry (torch.save format)")
     public Response features(@PathParam("id") UUID id) {
         byte[] file = speakers.exportFeatures(user.requireUserId(), id);
-        return Response.ok(file).header("Content-Disposition", "attachment; filename=\"" + id + ".pt\"").build();
+        return Response.ok(file).header("Content-Disposition", "attachment; filename=\"" + id + ".pt\"")
+                .header(FAMILY_HEADER, speakers.packFamily().id).header(PACK_HEADER, speakers.packKey()).build();
     }
 
     @POST
     @Path("/import")
     @Consumes(MediaType.MULTIPART_FORM_DATA)
     @Operation(summary = "Import a CosyVoice spk2info.pt (speaker id -> spk2info entry): one speaker per entry")
-    public Response importSpk2info(@RestForm("file") FileUpload file, @RestForm("name") String name) {
+    public Response importSpk2info(@RestForm("file") FileUpload file, @RestForm("name") String name,
+                                   @RestForm("family") String family) {
         long owner = user.requireUserId();
         if (file != null && file.size() > speakers.importBytesLimit()) {   // refused before it is read into memory
             throw SpeakerService.importTooLarge(file.size(), speakers.importBytesLimit());
         }
         List<SpeakerResponse> created = speakers.importSpk2info(owner, bytes(file, "file",
-                "Attach a CosyVoice spk2info.pt as the 'file' part."), singleName(name, file)).stream().map(SpeakerResponse::of).toList();
-        return Response.status(201).entity(created).build();
+                "Attach a CosyVoice spk2info.pt as the 'file' part."), singleName(name, file),
+                io.timbre.api.TextInputs.requireNoNul("family", family)).stream().map(SpeakerResponse::of).toList();
+        return Response.status(201).entity(created).header(FAMILY_HEADER, speakers.packFamily().id)
+                .header(PACK_HEADER, speakers.packKey()).build();
     }
 
     /** A single exported entry's speaker name: the 'name' part, else the file name without its extension. */

@@ -16,6 +16,7 @@ import io.timbre.audio.UnsupportedAudioException;
 import io.timbre.engine.FeatureFileException;
 import io.timbre.engine.ModelPack;
 import io.timbre.engine.PackManifest;
+import io.timbre.engine.PromptPlan;
 import io.timbre.engine.SpeakerFeatures;
 import io.timbre.engine.TorchSave;
 import io.timbre.synthesis.Engine;
@@ -55,12 +56,23 @@ public class SpeakerService {
                 .description("features recomputed because the file was missing, corrupt or from another pack").register(registry);
     }
 
-    /** Where a synthesis got its speaker features from (X-Timbre-Speaker-Source). */
+    /**
+     * Where a synthesis got its speaker features from (X-Timbre-Speaker-Source): the cache, the feature file,
+     * recomputed from the stored prompt because the file was missing or corrupt ({@code extracted}) or because the
+     * features were made by another pack, e.g. before the deployment switched from CosyVoice 2 to CosyVoice 3
+     * ({@code re-extracted}), or from the request's own recording ({@code zero-shot}).
+     */
     public enum Source {
-        MEMORY, FILE, EXTRACTED, ZERO_SHOT;
+        MEMORY("memory"), FILE("file"), EXTRACTED("extracted"), REEXTRACTED("re-extracted"), ZERO_SHOT("zero-shot");
+
+        private final String header;
+
+        Source(String header) {
+            this.header = header;
+        }
 
         public String header() {
-            return name().toLowerCase().replace('_', '-');
+            return header;
         }
     }
 
@@ -146,7 +158,8 @@ public class SpeakerService {
         PromptAudio prompt = normalisePrompt(wav);
         UUID id = UUID.randomUUID();
         ModelPack pack = engine.pack();
-        SpeakerFeatures features = engine.extractor().extract(prompt.samples(), prompt.sampleRate(), text);
+        SpeakerFeatures features = engine.extractor().extract(prompt.samples(), prompt.sampleRate(),
+                engine.promptPlan().speakerPromptText(text));
         FeatureStore.Written file = null;
         try {
             file = store.write(id, features.toFeatureFile());
@@ -259,7 +272,8 @@ public class SpeakerService {
         if (cached.isPresent()) {
             return new Resolved(cached.get().features(), Source.MEMORY, System.nanoTime() - t0, cached.get());
         }
-        if (pack.manifest.name().equals(s.packName) && pack.manifest.version().equals(s.packVersion)) {
+        boolean samePack = pack.manifest.name().equals(s.packName) && pack.manifest.version().equals(s.packVersion);
+        if (samePack) {
             Optional<byte[]> file = store.read(s.featurePath);
             if (file.isPresent() && FeatureStore.sha256(file.get()).equals(s.featureSha256)) {
                 try {
@@ -274,11 +288,11 @@ public class SpeakerService {
         } else {
             LOG.infof("speaker %s has features of pack %s@%s, this is %s: re-extracting", s.id, s.packName, s.packVersion, pack.key());
         }
-        FeatureStore.Lease lease = reextract(s.id, pack);
-        return new Resolved(lease.features(), Source.EXTRACTED, System.nanoTime() - t0, lease);
+        FeatureStore.Lease lease = reextract(s.id, pack, !samePack);
+        return new Resolved(lease.features(), samePack ? Source.EXTRACTED : Source.REEXTRACTED, System.nanoTime() - t0, lease);
     }
 
-    private FeatureStore.Lease reextract(UUID id, ModelPack pack) {
+    private FeatureStore.Lease reextract(UUID id, ModelPack pack, boolean otherPack) {
         record Prompt(float[] pcm, int rate, String text) {
         }
         Prompt p = QuarkusTransaction.requiringNew().call(() -> {
@@ -288,12 +302,15 @@ public class SpeakerService {
             }
             if (s.promptAudio == null || s.promptAudio.length == 0) {
                 throw new ApiProblem(409, "features-lost", "Speaker features lost", "The features of speaker " + id
-                        + " were imported without a recording and their file is missing or corrupt; import them again.");
+                        + " were imported without a recording and " + (otherPack ? "were made by pack " + s.packName + "@"
+                        + s.packVersion + ", not by the loaded " + pack.key() + " (" + engine.promptPlan().family().id
+                        + "); import them again from a deployment of this pack, or register the speaker from a recording."
+                        : "their file is missing or corrupt; import them again."));
             }
             return new Prompt(toFloats(s.promptAudio), s.promptSampleRate, s.promptText);
         });
         reextractions.increment();
-        SpeakerFeatures f = engine.extractor().extract(p.pcm(), p.rate(), p.text());
+        SpeakerFeatures f = engine.extractor().extract(p.pcm(), p.rate(), engine.promptPlan().speakerPromptText(p.text()));
         FeatureStore.Written w = null;
         try {
             w = store.write(id, f.toFeatureFile());
@@ -346,6 +363,25 @@ public class SpeakerService {
      * entry's file (the feature export) becomes one speaker named {@code singleName}.
      */
     public List<Speaker> importSpk2info(long ownerId, byte[] data, String singleName) {
+        return importSpk2info(ownerId, data, singleName, null);
+    }
+
+    /**
+     * As {@link #importSpk2info(long, byte[], String)}, with the pack family the file says it is from
+     * ({@code cosyvoice2}, {@code cosyvoice3}; null: inferred from each entry). Features belong to the family that
+     * made them: a file of another family than the loaded pack's is refused (422 family-mismatch), since its speech
+     * tokens and mel mean nothing to this pack's LLM and flow.
+     */
+    public List<Speaker> importSpk2info(long ownerId, byte[] data, String singleName, String statedFamily) {
+        PromptPlan plan = engine.promptPlan();
+        if (statedFamily != null && !statedFamily.isBlank() && !statedFamily.strip().equals(plan.family().id)) {
+            String stated = statedFamily.strip();
+            if (!stated.equals("cosyvoice2") && !stated.equals("cosyvoice3")) {
+                throw ApiProblem.unprocessable("family-unknown", "Unknown pack family", "'family' is '" + stated
+                        + "'; use cosyvoice2 or cosyvoice3 (the family of the deployment the file was exported from).");
+            }
+            throw familyMismatch("The file is from a " + stated + " deployment");
+        }
         if (data == null || data.length == 0) {
             throw ApiProblem.unprocessable("file-missing", "File missing", "Attach a CosyVoice spk2info.pt as the 'file' part.");
         }
@@ -364,6 +400,13 @@ public class SpeakerService {
         }
         if (parsed.isEmpty()) {
             throw ApiProblem.unprocessable("spk2info-empty", "No speakers", "The spk2info.pt holds no speaker.");
+        }
+        for (Map.Entry<String, SpeakerFeatures.Data> e : parsed.entrySet()) {
+            PromptPlan.Family made = plan.familyOf(e.getValue().promptText());
+            if (made != plan.family()) {
+                throw familyMismatch("Entry '" + e.getKey() + "' was made by " + made.id + " (its prompt_text "
+                        + (made == PromptPlan.Family.COSYVOICE3 ? "holds" : "lacks") + " " + PromptPlan.END_OF_PROMPT + ")");
+            }
         }
         List<String> names = new ArrayList<>();
         for (String id : parsed.keySet()) {
@@ -426,6 +469,24 @@ public class SpeakerService {
             }
             throw e;
         }
+    }
+
+    private ApiProblem familyMismatch(String what) {
+        PromptPlan.Family here = engine.promptPlan().family();
+        return ApiProblem.unprocessable("family-mismatch", "Features of another model family", what + "; this deployment "
+                + "runs " + engine.pack().key() + ", a " + here.id + " pack. Speaker features belong to the model that made "
+                + "them: export them from a " + here.id + " deployment, or register the speaker here from its recording "
+                + "(POST /v1/speakers). Nothing was imported.");
+    }
+
+    /** The family of the loaded pack, which exports and imports state. */
+    public PromptPlan.Family packFamily() {
+        return engine.promptPlan().family();
+    }
+
+    /** The loaded pack, name@version. */
+    public String packKey() {
+        return engine.pack().key();
     }
 
     /** Serialises quota checks of one user's concurrent registrations and imports (row lock until commit). */

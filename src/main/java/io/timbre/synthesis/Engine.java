@@ -11,6 +11,7 @@ import io.timbre.engine.FeatureSchema;
 import io.timbre.engine.HostMemory;
 import io.timbre.engine.ModelPack;
 import io.timbre.engine.OnnxModels;
+import io.timbre.engine.PromptPlan;
 import io.timbre.engine.SpeakerFeatures;
 import io.timbre.engine.Synthesizer;
 import io.timbre.text.TextTokenizer;
@@ -38,6 +39,7 @@ public class Engine {
     private Synthesizer synthesizer;
     private volatile String failure;
     private FeatureSchema schema;
+    private PromptPlan promptPlan;
 
     Engine(TimbreConfig config, MeterRegistry registry) {
         this.config = config;
@@ -55,6 +57,7 @@ public class Engine {
             tokenizer = new TextTokenizer(dir.resolve(p.manifest.moduleFiles().get("tokenizer")));
             extractor = new FeatureExtractor(p, tokenizer);
             schema = FeatureSchema.of(p);
+            promptPlan = PromptPlan.read(dir, tokenizer::encode);
             HostMemory host = HostMemory.parse(config.engine().hostMemoryPolicy(), config.engine().hostMemoryWatermark());
             DeviceMemory memory = DeviceMemory.forDevice(p.device, config.engine().memoryPolicy(), config.engine().memoryWatermark(), host);
             LOG.infof("memory policies: device %s, host %s", memory.policy().describe(), host.describe());
@@ -144,6 +147,12 @@ public class Engine {
     /** Reads a feature file onto the engine's device (restricted reader, checked against the pack's schema). */
     public SpeakerFeatures readFeatures(byte[] file) {
         return SpeakerFeatures.fromFeatureFile(file, featureSchema(), require().device);
+    }
+
+    /** How the loaded pack's LLM is prompted (its family, system prompt and instructions). */
+    public PromptPlan promptPlan() {
+        require();
+        return promptPlan;
     }
 
     /** What speaker features may hold for the loaded pack. */

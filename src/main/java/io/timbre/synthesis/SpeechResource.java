@@ -27,7 +27,8 @@ import java.util.UUID;
  * POST /v1/audio/speech, OpenAI's speech API: {@code model} (any string, ignored), {@code input} (at most 4096
  * characters), {@code voice} (a speaker id or the name of one of the caller's speakers, as a string or as
  * {@code {"id": ...}}), {@code response_format} (mp3 by default, opus, aac, flac, wav, pcm), {@code speed} (0.25 to
- * 4.0), {@code stream_format} ({@code audio} by default, or {@code sse}), {@code instructions} (ignored), and Timbre's
+ * 4.0), {@code stream_format} ({@code audio} by default, or {@code sse}), {@code instructions} (one of the model's
+ * instructions, by id or text, see GET /v1/instructions; 422 listing them otherwise), and Timbre's
  * optional {@code seed} and {@code normalize} (false: speak the text as written). As OpenAI's, the audio is
  * streamed with chunked transfer encoding as it is synthesized (one chunk per vocoded segment; WAV with an
  * unknown-length header); a client that disconnects cancels its work.
@@ -90,9 +91,10 @@ public class SpeechResource {
         if (n != null && !n.isNull() && !n.isBoolean()) {
             throw ApiProblem.badRequest("'normalize' must be true or false.");
         }
+        var instruction = synthesis.instruction("instructions", text(body, "instructions"));
         List<String> segments = synthesis.read(input, TextFrontend.Language.AUTO, n == null || n.isNull() || n.asBoolean()).segments();
         Speaker speaker = voice(userId, body.get("voice"));
-        return AudioResponses.stream(synthesis.start(speaker, segments, seed, speed).latencyTags("speech", "segment"), format,
+        return AudioResponses.stream(synthesis.start(speaker, segments, seed, speed, instruction).latencyTags("speech", "segment"), format,
                 streamFormat.equals("sse"), http);
     }
 

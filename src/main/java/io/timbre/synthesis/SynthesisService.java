@@ -4,6 +4,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.timbre.api.ApiProblem;
 import io.timbre.config.TimbreConfig;
+import io.timbre.engine.PromptPlan;
 import io.timbre.engine.SpeakerFeatures;
 import io.timbre.engine.SynthesisJob;
 import io.timbre.engine.Synthesizer;
@@ -217,26 +218,68 @@ public class SynthesisService {
 
     /** Starts speaking the segments (from {@link #read}) with a stored speaker's features (memory, file or re-extracted). */
     public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed) {
+        return start(speaker, segments, seed, speed, null);
+    }
+
+    /** As {@link #start(Speaker, List, long, double)}, spoken as {@code instruction} says (null: no instruction). */
+    public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed, PromptPlan.Instruction instruction) {
         long accepted = System.nanoTime();
         SpeakerService.Resolved f = withSlot(() -> speakers.features(speaker));
-        return start(segments, f.features(), f, f.source(), accepted, f.nanos(), seed, speed);
+        return start(segments, f.features(), f, f.source(), accepted, f.nanos(), seed, speed, instruction);
     }
 
     /**
      * Starts speaking the segments zero-shot: features extracted from the prompt for this request only. The
-     * transcript is normalized first, as CosyVoice's inference_zero_shot does (text_normalize(prompt_text, split=False)).
+     * transcript is prepared as the pack's family does it ({@link PromptPlan#speakerPromptText}): CosyVoice 2
+     * normalizes it as inference_zero_shot does (text_normalize(prompt_text, split=False)); CosyVoice 3 puts its
+     * system prompt first.
      */
     public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, List<String> segments, long seed, double speed) {
+        return startZeroShot(promptPcm, promptRate, promptText, segments, seed, speed, null);
+    }
+
+    /** As {@link #startZeroShot(float[], int, String, List, long, double)}, spoken as {@code instruction} says (null: none). */
+    public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, List<String> segments, long seed, double speed,
+                                   PromptPlan.Instruction instruction) {
         long t0 = System.nanoTime();
-        String normalized = engine.synthesizer().textFrontend().normalize(promptText);
-        SpeakerFeatures f = withSlot(() -> engine.extractor().extract(promptPcm, promptRate, normalized));
-        return start(segments, f, f, Source.ZERO_SHOT, t0, System.nanoTime() - t0, seed, speed);
+        PromptPlan plan = engine.promptPlan();
+        String transcript = plan.normalizesTranscript() ? engine.synthesizer().textFrontend().normalize(promptText) : promptText;
+        SpeakerFeatures f = withSlot(() -> engine.extractor().extract(promptPcm, promptRate, plan.speakerPromptText(transcript)));
+        return start(segments, f, f, Source.ZERO_SHOT, t0, System.nanoTime() - t0, seed, speed, instruction);
+    }
+
+    /** The instructions the loaded pack supports (GET /v1/instructions). */
+    public PromptPlan promptPlan() {
+        return engine.promptPlan();
+    }
+
+    /**
+     * The pack's instruction a request names in {@code field} (by id, by its text, or by the whole prompt); null when
+     * {@code requested} is null or blank. Anything else is refused with 422 listing the supported ones.
+     */
+    public PromptPlan.Instruction instruction(String field, String requested) {
+        if (requested == null || requested.isBlank()) {
+            return null;
+        }
+        PromptPlan plan = engine.promptPlan();
+        return plan.find(requested).orElseThrow(() -> {
+            String pack = engine.pack().key() + " (" + plan.family().id + ")";
+            String supported = plan.instructions().isEmpty() ? "This pack, " + pack + ", declares no instructions."
+                    : "This pack, " + pack + ", supports: " + String.join(", ", plan.instructions().stream()
+                    .map(i -> i.id() + " (" + i.text() + ")").toList()) + ". Send the id or the text.";
+            String shown = requested.strip();
+            return ApiProblem.unprocessable("instruct-unsupported", "Instruction not supported", "'" + field + "' is '"
+                    + (shown.length() > 80 ? shown.substring(0, 80) + "..." : shown) + "', which is not one of this model's "
+                    + "instructions. " + supported + " The list is at GET /v1/instructions.");
+        });
     }
 
     private Synthesis start(List<String> segments, SpeakerFeatures features, AutoCloseable owner, Source source, long accepted,
-                            long featureNanos, long seed, double speed) {
+                            long featureNanos, long seed, double speed, PromptPlan.Instruction instruction) {
         try {
-            SynthesisJob job = engine.synthesizer().submit(features, segments, new Synthesizer.Options(seed, false, speed));
+            PromptPlan.LlmPrompt own = Synthesizer.ownPrompt(features);
+            PromptPlan.LlmPrompt prompt = engine.promptPlan().llmPrompt(own.text(), own.speech(), instruction);
+            SynthesisJob job = engine.synthesizer().submit(features, segments, new Synthesizer.Options(seed, false, speed), prompt);
             return new Synthesis(job, owner, source, accepted, featureNanos, seed);
         } catch (RuntimeException e) {
             try {

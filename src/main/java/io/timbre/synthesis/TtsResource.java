@@ -42,9 +42,11 @@ public class TtsResource {
      * @param format {@code wav} (default) or {@code pcm} (16-bit little-endian mono at X-Timbre-Sample-Rate)
      * @param speed  0.25 to 4.0 (default 1.0): the speaking rate, pitch kept
      * @param normalize false: speak the text as written (no reading of numbers, dates, units...); default true
+     * @param instruct  one of the model's instructions (GET /v1/instructions), by id or text: how to speak it
+     *                  (dialect, emotion, rate...); optional
      */
     public record TtsRequest(String text, UUID speakerId, Long seed, Boolean stream, String format, Double speed,
-                             Boolean normalize) {
+                             Boolean normalize, String instruct) {
     }
 
     private final SynthesisService synthesis;
@@ -67,6 +69,7 @@ public class TtsResource {
             throw ApiProblem.badRequest("Send a JSON object: {\"text\": \"...\", \"speakerId\": \"...\" (optional), \"seed\": 0 (optional)}.");
         }
         String text = checkText(request.text());
+        var instruction = synthesis.instruction("instruct", TextInputs.requireNoNul("instruct", request.instruct()));
         List<String> segments = synthesis.read(text, TextFrontend.Language.AUTO, !Boolean.FALSE.equals(request.normalize())).segments();
         UUID speakerId = request.speakerId() != null ? request.speakerId()
                 : QuarkusTransaction.requiringNew().call(() -> User.<User>findById(userId).currentSpeakerId);
@@ -79,7 +82,7 @@ public class TtsResource {
         Speaker speaker = speakers.get(userId, speakerId);
         SpeechFormat format = format(request.format());
         double speed = speed(request.speed());
-        return respond(synthesis.start(speaker, segments, seed(request.seed()), speed), Boolean.TRUE.equals(request.stream()),
+        return respond(synthesis.start(speaker, segments, seed(request.seed()), speed, instruction), Boolean.TRUE.equals(request.stream()),
                 format, http);
     }
 
@@ -89,8 +92,9 @@ public class TtsResource {
     @Operation(summary = "Speak text zero-shot from a recording sent with the request; nothing is stored")
     public Response zeroShot(@RestForm String text, @RestForm String promptText, @RestForm("audio") FileUpload audio,
                              @RestForm Long seed, @RestForm Boolean stream, @RestForm String format, @RestForm Double speed,
-                             @RestForm Boolean normalize, @Context HttpServerResponse http) {
+                             @RestForm Boolean normalize, @RestForm String instruct, @Context HttpServerResponse http) {
         user.requireUserId();
+        var instruction = synthesis.instruction("instruct", TextInputs.requireNoNul("instruct", instruct));
         List<String> segments = synthesis.read(checkText(text), TextFrontend.Language.AUTO, !Boolean.FALSE.equals(normalize)).segments();
         SpeechFormat f = format(format);
         double rate = speed(speed);
@@ -103,7 +107,7 @@ public class TtsResource {
                     "Send 'promptText': the words spoken in the recording.");
         }
         SpeakerService.PromptAudio pcm = speakers.normalisePrompt(wav);
-        return respond(synthesis.startZeroShot(pcm.samples(), pcm.sampleRate(), prompt, segments, seed(seed), rate),
+        return respond(synthesis.startZeroShot(pcm.samples(), pcm.sampleRate(), prompt, segments, seed(seed), rate, instruction),
                 Boolean.TRUE.equals(stream), f, http);
     }
 

@@ -22,7 +22,9 @@ import java.util.regex.Pattern;
  *   <li>segments made only of punctuation are dropped.</li>
  * </ol>
  * Text with explicit {@code <|...|>} tokens is not normalised (as upstream) but is still cut to the budget, never
- * inside a token. With {@code normalize} false, the text is split but spoken as written.
+ * inside a token. With {@code normalize} false, the text is split but spoken as written. Pronunciation markup and
+ * tags ({@link Markup}: {@code [j][ǐ]}, {@code [M][AY1]}, {@code [breath]}, {@code <strong>}) are never normalised
+ * and never cut; each counts as one unit of a segment's length.
  */
 public final class TextFrontend {
     private static final Pattern CHINESE = Pattern.compile("[\\u4e00-\\u9fff]");
@@ -100,6 +102,12 @@ public final class TextFrontend {
         if (t.isEmpty()) {
             return new Reading(language == Language.EN ? "en" : language == Language.ZH ? "zh" : "en", List.of());
         }
+        Markup.Masked markup = Markup.mask(t);   // pronunciation and tags: never read, never cut
+        Reading r = readMasked(markup.text(), language, normalize);
+        return new Reading(r.language(), markup.restoreAll(r.segments()));
+    }
+
+    private Reading readMasked(String t, Language language, boolean normalize) {
         if (t.contains("<|") && t.contains("|>")) {
             List<String> out = dropPunctuation(bound(t, false, 0));
             return new Reading(language == Language.AUTO ? (containsChinese(t) ? "zh" : "en") : language.name().toLowerCase(Locale.ROOT), out);
@@ -140,10 +148,11 @@ public final class TextFrontend {
         if (t.isEmpty() || (t.contains("<|") && t.contains("|>"))) {
             return text;
         }
-        t = foldFullWidth(t);
+        Markup.Masked markup = Markup.mask(t);
+        t = foldFullWidth(markup.text());
         boolean zh = containsChinese(t);
         String s = normalizeClauses(t, zh, Language.AUTO);
-        return zh ? cleanChinese(s, true, true) : s;
+        return markup.restore(zh ? cleanChinese(s, true, true) : s);
     }
 
     private static final Pattern CLAUSE_END = Pattern.compile("(?<=[，；]|, |; )");

@@ -140,8 +140,13 @@ public final class TextNormalizer {
         rules.add(new Rule(Pattern.compile(regex), reading));
     }
 
-    /** The spoken form of one sentence; {@code zh}: read in Chinese. */
+    /** The spoken form of one sentence; {@code zh}: read in Chinese. Pronunciation markup ({@link Markup}) stays as written. */
     public String normalize(String sentence, boolean zh) {
+        Markup.Masked markup = Markup.mask(sentence);
+        return markup.restore(normalizeMasked(markup.text(), zh));
+    }
+
+    private String normalizeMasked(String sentence, boolean zh) {
         String s = sentence;
         for (Rule r : rules) {
             Matcher m = r.pattern().matcher(s);
