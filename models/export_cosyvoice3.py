@@ -121,7 +121,7 @@ def load_flow(model_dir: str, cfg: dict) -> cv3.Flow:
              "carries 0.7")
     flow = cv3.Flow(c, sizes.NOISE_LEN).eval()
     sd = cv2.fold_weight_norm(e2.read_state(os.path.join(model_dir, "flow.pt")), "flow.pt")
-    cv2.load_named(flow, sd, "flow.pt")
+    cv2.load_named(flow, sd, "flow.pt", YAML)
     return flow
 
 
@@ -130,7 +130,7 @@ def load_hift(model_dir: str, cfg: dict, source_seconds: int) -> cv3.HiFT:
     hift = cv3.HiFT(c, source_seconds * c["sampling_rate"]).eval()
     raw = e2.read_state(os.path.join(model_dir, "hift.pt"))
     sd = {k[len("generator."):] if k.startswith("generator.") else k: v for k, v in raw.items()}
-    cv2.load_named(hift, cv2.fold_weight_norm(sd, "hift.pt"), "hift.pt")
+    cv2.load_named(hift, cv2.fold_weight_norm(sd, "hift.pt"), "hift.pt", YAML)
     return hift
 
 
@@ -148,12 +148,25 @@ def mel_fmax(cfg: dict) -> float:
 
 
 def frontend_module(fmax: float) -> nn.Module:
+    """nets.Frontend with the yaml's fmax for the 24 kHz mel. Without torchaudio (e.g. a pip torch 2.x): the tiny
+    pack's frontend.pt (checked by sha256) with its mel bank replaced by librosa's slaney bank at that fmax, which is
+    the bank matcha's mel_spectrogram (CosyVoice's feat_extractor) builds."""
     from timbrepack import dsp
-    if dsp.kaldi is None:
-        stop("torchaudio is not installed for this python: frontend.pt's mel banks need it "
+    if dsp.kaldi is not None:
+        fe = nets.Frontend().eval()
+        fe.matcha = dsp.MatchaMel(fmax=fmax).eval()
+        return fe
+    try:
+        import librosa
+    except ImportError:
+        stop("neither torchaudio nor librosa is installed for this python: frontend.pt's mel banks need one "
              "(Debian: apt-get install python3-torchaudio, and run /usr/bin/python3)")
-    fe = nets.Frontend().eval()
-    fe.matcha = dsp.MatchaMel(fmax=fmax).eval()
+    fe = e2.frontend_module()
+    bank = torch.from_numpy(librosa.filters.mel(sr=24000, n_fft=1920, n_mels=80, fmin=0.0, fmax=fmax)).float()
+    if tuple(bank.shape) != tuple(fe.matcha.mel_basis.shape):
+        stop(f"internal: mel bank {tuple(bank.shape)} does not fit frontend.pt's {tuple(fe.matcha.mel_basis.shape)}")
+    fe.matcha.mel_basis = bank.contiguous()
+    print(f"  frontend.pt: 24 kHz mel bank from librosa (fmax {fmax:g})")
     return fe
 
 
