@@ -301,6 +301,135 @@ def export(model_dir: str, out: str, name: str, size: str = "cosyvoice3",
     return manifest
 
 
+# -------------------------------------------------------------------------- cosyvoice3-shape release
+# The sizes of Fun-CosyVoice3-0.5B (examples/libritts/cosyvoice3/conf/cosyvoice3.yaml, Qwen2.5-0.5B's config.json):
+# only the entries this exporter reads, in the release's hyperpyyaml form.
+FULL_YAML = """# cosyvoice3-shape: Fun-CosyVoice3-0.5B's sizes with random weights (export_cosyvoice3.py --random-release)
+sample_rate: 24000
+llm_input_size: 896
+llm_output_size: 896
+spk_embed_dim: 192
+token_frame_rate: 25
+token_mel_ratio: 2
+chunk_size: 25
+num_decoding_left_chunks: -1
+llm: !new:cosyvoice.llm.llm.CosyVoice3LM
+    llm_input_size: !ref <llm_input_size>
+    llm_output_size: !ref <llm_output_size>
+    speech_token_size: 6561
+flow: !new:cosyvoice.flow.flow.CausalMaskedDiffWithDiT
+    input_size: 80
+    output_size: 80
+    spk_embed_dim: !ref <spk_embed_dim>
+    output_type: 'mel'
+    vocab_size: 6561
+    input_frame_rate: !ref <token_frame_rate>
+    token_mel_ratio: !ref <token_mel_ratio>
+    pre_lookahead_len: 3
+    pre_lookahead_layer: !new:cosyvoice.transformer.upsample_encoder.PreLookaheadLayer
+        in_channels: 80
+        channels: 1024
+        pre_lookahead_len: 3
+    decoder: !new:cosyvoice.flow.flow_matching.CausalConditionalCFM
+        in_channels: 240
+        n_spks: 1
+        spk_emb_dim: 80
+        cfm_params: !new:omegaconf.DictConfig
+            content:
+                sigma_min: 1e-06
+                solver: 'euler'
+                t_scheduler: 'cosine'
+                training_cfg_rate: 0.2
+                inference_cfg_rate: 0.7
+                reg_loss_type: 'l1'
+        estimator: !new:cosyvoice.flow.DiT.dit.DiT
+            dim: 1024
+            depth: 22
+            heads: 16
+            dim_head: 64
+            ff_mult: 2
+            mel_dim: 80
+            mu_dim: 80
+            spk_dim: 80
+            out_channels: 80
+            static_chunk_size: !ref <chunk_size> * <token_mel_ratio>
+            num_decoding_left_chunks: !ref <num_decoding_left_chunks>
+hift: !new:cosyvoice.hifigan.generator.CausalHiFTGenerator
+    in_channels: 80
+    base_channels: 512
+    nb_harmonics: 8
+    sampling_rate: !ref <sample_rate>
+    nsf_alpha: 0.1
+    nsf_sigma: 0.003
+    nsf_voiced_threshold: 10
+    upsample_rates: [8, 5, 3]
+    upsample_kernel_sizes: [16, 11, 7]
+    istft_params:
+        n_fft: 16
+        hop_len: 4
+    resblock_kernel_sizes: [3, 7, 11]
+    resblock_dilation_sizes: [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
+    source_resblock_kernel_sizes: [7, 7, 11]
+    source_resblock_dilation_sizes: [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
+    lrelu_slope: 0.1
+    audio_limit: 0.99
+    conv_pre_look_right: 4
+    f0_predictor: !new:cosyvoice.hifigan.f0_predictor.CausalConvRNNF0Predictor
+        num_class: 1
+        in_channels: 80
+        cond_channels: 512
+feat_extractor: !name:matcha.utils.audio.mel_spectrogram
+    n_fft: 1920
+    num_mels: 80
+    sampling_rate: !ref <sample_rate>
+    hop_size: 480
+    win_size: 1920
+    fmin: 0
+    fmax: null
+    center: False
+"""
+QWEN25_05B = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 896,
+              "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+              "max_position_embeddings": 32768, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0,
+              "tie_word_embeddings": True, "vocab_size": 151936, "torch_dtype": "float32"}
+
+
+def random_release(out: str) -> None:
+    """A release-layout directory at Fun-CosyVoice3-0.5B's sizes with seeded random weights (cost measurements only:
+    it makes noise). Tokenizer files and the two ONNX models are the conformance fixture's small ones."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    fixture = os.path.join(here, "conformance", "cosyvoice3", "model")
+    os.makedirs(os.path.join(out, "CosyVoice-BlankEN"), exist_ok=True)
+    with open(os.path.join(out, YAML), "w") as f:
+        f.write(FULL_YAML)
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+        shutil.copyfile(os.path.join(fixture, "CosyVoice-BlankEN", name), os.path.join(out, "CosyVoice-BlankEN", name))
+    with open(os.path.join(out, "CosyVoice-BlankEN", "config.json"), "w") as f:
+        json.dump(QWEN25_05B, f, indent=2)
+    for name in ONNX_FILES.values():
+        shutil.copyfile(os.path.join(fixture, name), os.path.join(out, name))
+    cfg = cv2.load_config(os.path.join(out, YAML))
+    q = QWEN25_05B
+    torch.manual_seed(1)
+    llm = cv3.SpeechLM3(q["vocab_size"], q["hidden_size"], q["num_hidden_layers"], q["num_attention_heads"],
+                        q["num_key_value_heads"], q["intermediate_size"], q["rope_theta"])
+    e2.randomize(llm, 1)
+    sd = e2.cosyvoice_llm_state(llm)
+    del llm
+    torch.save(sd, os.path.join(out, "llm.pt"))
+    del sd
+    flow = cv3.Flow(cv3.flow_config(cfg, YAML), sizes.NOISE_LEN)
+    e2.randomize(flow, 2)
+    torch.save({k: v for k, v in flow.state_dict().items() if k != "rand_noise"}, os.path.join(out, "flow.pt"))
+    del flow
+    hift = cv3.HiFT(cv3.hift_config(cfg, YAML), 24000)
+    e2.randomize(hift, 3)
+    sd = {k: v.float() for k, v in hift.state_dict().items()
+          if k not in ("m_source.rand_ini", "m_source.sine_waves", "m_source.harmonic_mul", "stft_window")}
+    torch.save(e2.unfold_weight_norm(sd, old_names=False), os.path.join(out, "hift.pt"))
+    print(f"wrote {out}")
+
+
 # ----------------------------------------------------------------------------------------- self-test
 def _refused(what: str, fn, *needles: str) -> None:
     try:
@@ -399,6 +528,8 @@ def main() -> int:
     ap.add_argument("--size", default="cosyvoice3", help="pack.json size label (default cosyvoice3)")
     ap.add_argument("--source-seconds", type=int, default=DEFAULT_SOURCE_SECONDS,
                     help="length of the vocoder's fixed source buffers, the longest vocoder call (default 300, as upstream)")
+    ap.add_argument("--random-release", metavar="DIR",
+                    help="write a release-layout directory at Fun-CosyVoice3-0.5B's sizes with random weights (then export it)")
     ap.add_argument("--self-test", action="store_true",
                     help="export the conformance model directory (or MODEL_DIR) and check every refusal")
     args = ap.parse_args()
@@ -407,8 +538,11 @@ def main() -> int:
             here = os.path.dirname(os.path.abspath(__file__))
             self_test(args.model_dir or os.path.join(here, "conformance", "cosyvoice3", "model"))
             return 0
+        if args.random_release:
+            random_release(args.random_release)
+            return 0
         if not args.model_dir or not args.out:
-            ap.error("MODEL_DIR and --out are required (or --self-test)")
+            ap.error("MODEL_DIR and --out are required (or --self-test, --random-release)")
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
             stop(f"the parent directory of --out does not exist: {os.path.dirname(os.path.abspath(args.out))}")
         if args.source_seconds < 1:
