@@ -134,7 +134,7 @@ class _Section:
             raise ReleaseError(f"{path}: {where}: expected `!new:{cls}`, found {node!r}")
         if node.target != cls:
             raise ReleaseError(f"{path}: {where}: expected !new:{cls}, found !new:{node.target} "
-                               "(only CosyVoice 2's classes are understood)")
+                               "(this exporter reads only that class there)")
         if not isinstance(node.args, dict):
             raise ReleaseError(f"{path}: {where}: expected keyword arguments under !new:{cls}")
         self.path, self.where, self.args = path, where, node.args
@@ -305,7 +305,7 @@ def fold_weight_norm(sd: Dict[str, Tensor], file: str) -> Dict[str, Tensor]:
     return out
 
 
-def load_named(module: nn.Module, sd: Dict[str, Tensor], file: str) -> None:
+def load_named(module: nn.Module, sd: Dict[str, Tensor], file: str, yaml_name: str = "cosyvoice2.yaml") -> None:
     """load_state_dict(strict) with refusals that name the file, the key and the expected shape."""
     target = module.state_dict()
     own_buffers = {k for k, _ in module.named_buffers()}
@@ -320,11 +320,11 @@ def load_named(module: nn.Module, sd: Dict[str, Tensor], file: str) -> None:
         shown = ", ".join(f"{k} {list(sd[k].shape)}" for k in unexpected[:5])
         raise ReleaseError(f"{file}: unexpected key{'s' if len(unexpected) > 1 else ''} {shown}"
                            + (f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else "")
-                           + ": the file does not match the sizes in cosyvoice2.yaml")
+                           + f": the file does not match the sizes in {yaml_name}")
     for k in wanted:
         if tuple(sd[k].shape) != tuple(target[k].shape):
             raise ReleaseError(f"{file}: {k} has shape {list(sd[k].shape)}: expected {list(target[k].shape)} "
-                               "(from cosyvoice2.yaml)")
+                               f"(from {yaml_name})")
         if not sd[k].is_floating_point():
             raise ReleaseError(f"{file}: {k} has dtype {sd[k].dtype}: expected a floating-point tensor")
     with torch.no_grad():

@@ -21,7 +21,11 @@ public record PackManifest(
         int speechTokenSize, int vocabSize, int[] stopTokens, Sampling sampling,
         int flowSteps, double cfgRate, int noiseFrames,
         Map<String, FileEntry> files, Map<String, String> moduleFiles,
-        String speakerEncoder, String speechTokenizer) {
+        String speakerEncoder, String speechTokenizer, String family, int[] silentTokens, int maxSilentRun) {
+
+    /** Model families a pack can declare (pack.json "family"); a pack without the key is CosyVoice 2 (packs written
+     * before CosyVoice 3 support). The family decides what the pack's modules expect, not the service layer. */
+    public static final List<String> FAMILIES = List.of("cosyvoice2", "cosyvoice3");
 
     /** Version 2: the speaker encoder and the speech tokenizer are the release's ONNX files (frontend.speaker_encoder,
      * frontend.speech_tokenizer), frontend.pt keeps only the DSP. */
@@ -72,8 +76,16 @@ public record PackManifest(
         }
         modules.put("speaker_encoder", speakerEncoder);
         modules.put("speech_tokenizer", speechTokenizer);
+        String family = root.path("family").asText("cosyvoice2");
+        if (!FAMILIES.contains(family)) {
+            throw new PackException("model pack " + dir + ": pack.json family '" + family + "' is not supported (this build serves "
+                    + String.join(", ", FAMILIES) + ")");
+        }
         List<Integer> stops = new ArrayList<>();
         need(llm, "stop_tokens", dir).forEach(n -> stops.add(n.asInt()));
+        // CosyVoice 3 (CosyVoice3Model.silent_tokens): runs of these tokens longer than max_silent_run are cut
+        List<Integer> silent = new ArrayList<>();
+        llm.path("silent_tokens").forEach(n -> silent.add(n.asInt()));
         return new PackManifest(
                 root.path("name").asText(dir.getFileName().toString()), root.path("version").asText("0"),
                 root.path("size").asText(""),
@@ -87,7 +99,8 @@ public record PackManifest(
                         s.path("tau_r").asDouble(0.1), s.path("min_token_text_ratio").asDouble(2),
                         s.path("max_token_text_ratio").asDouble(20)),
                 need(flow, "n_timesteps", dir).asInt(), need(flow, "cfg_rate", dir).asDouble(),
-                need(flow, "noise_frames", dir).asInt(), files, modules, speakerEncoder, speechTokenizer);
+                need(flow, "noise_frames", dir).asInt(), files, modules, speakerEncoder, speechTokenizer, family,
+                silent.stream().mapToInt(Integer::intValue).toArray(), llm.path("max_silent_run").asInt(5));
     }
 
     private static JsonNode need(JsonNode node, String key, Path dir) {

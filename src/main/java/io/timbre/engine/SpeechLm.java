@@ -51,7 +51,7 @@ public final class SpeechLm {
     }
 
     Row row(Input input, Object owner) {
-        return new Row(input, owner, pack.manifest.sampling());
+        return new Row(input, owner, pack.manifest);
     }
 
     /** One sequence's generation state; {@code owner} is the caller's tag (the scheduler's segment). */
@@ -67,7 +67,13 @@ public final class SpeechLm {
         /** Test hook: once the row holds this many tokens, its next decode input is an id outside the vocabulary. */
         int corruptAt = -1;
 
-        private Row(Input in, Object owner, PackManifest.Sampling s) {
+        private final int[] silent;
+        private final int maxSilentRun;
+
+        private Row(Input in, Object owner, PackManifest m) {
+            PackManifest.Sampling s = m.sampling();
+            this.silent = m.silentTokens();
+            this.maxSilentRun = m.maxSilentRun();
             this.input = in;
             this.owner = owner;
             this.minLen = (int) (in.text().length * s.minTokenTextRatio());
@@ -76,8 +82,10 @@ public final class SpeechLm {
             this.capacity = in.promptText().length + in.text().length + in.promptSpeech().length + 2 + maxLen;
         }
 
+        /** The tokens for the flow: every generated token, except that runs of silent tokens are cut (CosyVoice 3).
+         * The sampler's history (repetition window) keeps all of them, as upstream's decoding loop does. */
         int[] tokens() {
-            return Arrays.copyOf(tokens, count);
+            return dropLongSilences(Arrays.copyOf(tokens, count), silent, maxSilentRun);
         }
 
         int count() {
@@ -335,7 +343,41 @@ public final class SpeechLm {
         }
     }
 
-    /** Qwen2LM.stop_token_ids: EOS (6561) and the two tokens after it; any of them ends a sequence. */
+    /**
+     * CosyVoice3Model.llm_job (cosyvoice/cli/model.py): a token in {@code silent} is kept while it is at most the
+     * {@code maxRun}-th of an unbroken run of silent tokens and dropped after that; any other token resets the run.
+     * With no silent tokens (CosyVoice 2 packs) the sequence is returned as it is.
+     */
+    static int[] dropLongSilences(int[] tokens, int[] silent, int maxRun) {
+        if (silent.length == 0) {
+            return tokens;
+        }
+        int[] out = new int[tokens.length];
+        int n = 0;
+        int run = 0;
+        for (int t : tokens) {
+            boolean isSilent = false;
+            for (int s : silent) {
+                if (t == s) {
+                    isSilent = true;
+                    break;
+                }
+            }
+            if (isSilent) {
+                run++;
+                if (run > maxRun) {
+                    continue;
+                }
+            } else {
+                run = 0;
+            }
+            out[n++] = t;
+        }
+        return n == tokens.length ? tokens : Arrays.copyOf(out, n);
+    }
+
+    /** The pack's stop ids (pack.json llm.stop_tokens): Qwen2LM's 6561-6563, CosyVoice3LM's 6561-6760 (all 200
+     * reserved ids, as its stop_token_ids); any id outside the speech tokens ends a sequence too. */
     private boolean isStop(int id) {
         for (int stop : pack.manifest.stopTokens()) {
             if (id == stop) {

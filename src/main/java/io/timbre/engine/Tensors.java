@@ -44,21 +44,27 @@ public final class Tensors {
     public static float[] toFloats(Tensor t) {
         Tensor c = cpu(t, ScalarType.Float);
         float[] out = new float[(int) c.numel()];
-        c.data_ptr_float().get(out);
+        if (out.length > 0) {          // an empty tensor has no data pointer
+            c.data_ptr_float().get(out);
+        }
         return out;
     }
 
     public static long[] toLongs(Tensor t) {
         Tensor c = cpu(t, ScalarType.Long);
         long[] out = new long[(int) c.numel()];
-        c.data_ptr_long().get(out);
+        if (out.length > 0) {          // an empty tensor has no data pointer
+            c.data_ptr_long().get(out);
+        }
         return out;
     }
 
     public static int[] toInts(Tensor t) {
         Tensor c = cpu(t, ScalarType.Int);
         int[] out = new int[(int) c.numel()];
-        c.data_ptr_int().get(out);
+        if (out.length > 0) {          // an empty tensor has no data pointer
+            c.data_ptr_int().get(out);
+        }
         return out;
     }
 
