@@ -153,6 +153,26 @@ class PackSwitchTests {
     }
 
     @Test
+    void anImportedSpeakerOfTheOldPackHasNoRecordingToReExtractFrom() throws Exception {
+        String key = TestUsers.createUser(TestUsers.uniqueName("lost"));
+        String id = TestUsers.registerSpeaker(key, "source");
+        byte[] file = given().auth().oauth2(key).get("/v1/speakers/" + id + "/features").then().statusCode(200).extract().asByteArray();
+        String imported = given().auth().oauth2(key).multiPart("file", "copy.pt", file, "application/octet-stream")
+                .multiPart("family", "cosyvoice3").post("/v1/speakers/import").then().statusCode(201)
+                .header("X-Timbre-Pack-Family", "cosyvoice3").extract().path("[0].id");
+        UUID uuid = UUID.fromString(imported);
+        QuarkusTransaction.requiringNew().run(() -> {
+            Speaker s = Speaker.findById(uuid);
+            s.packName = "tiny";   // as if imported before the switch
+        });
+        store.evict(uuid);
+        tts(key, "{\"text\":\"Hi.\",\"speakerId\":\"" + imported + "\"}").then().statusCode(409)
+                .contentType("application/problem+json").body("type", equalTo("urn:timbre:problem:features-lost"))
+                .body("detail", containsString("were made by pack tiny@"))
+                .body("detail", containsString("not by the loaded " + engine.pack().key() + " (cosyvoice3)"));
+    }
+
+    @Test
     void cosyVoice2FeaturesAreRefusedAtImport() throws Exception {
         String key = TestUsers.createUser(TestUsers.uniqueName("cv2file"));
         given().auth().oauth2(key).multiPart("file", "spk2info.pt", Files.readAllBytes(TINY.resolve("golden/spk2info.pt")),

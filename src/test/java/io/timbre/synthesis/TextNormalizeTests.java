@@ -49,6 +49,14 @@ class TextNormalizeTests {
     }
 
     @Test
+    void previewShowsPronunciationMarkupIntact() {
+        preview(Map.of("text", "高管对报道[j][ǐ]予好评，共3次。")).then().statusCode(200)
+                .body("segments", equalTo(List.of("高管对报道[j][ǐ]予好评，共三次。")));
+        preview(Map.of("text", "Say [M][AY1][K][AH0][L] twice, [breath] at 9.")).then().statusCode(200)
+                .body("segments", equalTo(List.of("Say [M][AY1][K][AH0][L] twice, [breath] at nine.")));
+    }
+
+    @Test
     void previewIsWhatSynthesisSpeaks() throws Exception {
         String speakerId = TestUsers.registerSpeaker(key, "preview");
         String text = "Room 42 at 9:30, ok? " + "This sentence is long enough to be a segment on its own, with words. ".repeat(3);
