@@ -111,18 +111,20 @@ public class UploadGuard {
             @Override
             public void channelRead(io.netty.channel.ChannelHandlerContext nctx, Object msg) {
                 if (msg instanceof io.netty.handler.codec.http.HttpContent content) {
-                    seen += content.content().readableBytes();
-                    if (refused || seen > maxBodyBytes) {
-                        io.netty.util.ReferenceCountUtil.release(msg);   // dropped: never buffered
-                        if (!refused) {
-                            refused = true;
-                            context.runOnContext(v -> {
-                                LOG.infof("chunked body to %s passed the limit of %d bytes while arriving: 413", ctx.normalizedPath(),
-                                        maxBodyBytes);
-                                HttpProblemRoutes.sendAndClose(json, ctx, "about:blank", 413, "Content too large", bodyLimitDetail());
-                            });
-                        }
+                    if (refused) {
+                        io.netty.util.ReferenceCountUtil.release(msg);   // past the limit: dropped, never buffered
                         return;
+                    }
+                    seen += content.content().readableBytes();
+                    if (seen > maxBodyBytes) {
+                        // This chunk still goes on, so the request's bytesRead shows the overrun to the body's
+                        // reader (ProblemMappers answers its failure as this 413); every later one is dropped.
+                        refused = true;
+                        context.runOnContext(v -> {
+                            LOG.debugf("chunked body to %s passed the limit of %d bytes while arriving: 413",
+                                    ctx.normalizedPath(), maxBodyBytes);
+                            HttpProblemRoutes.sendAndClose(json, ctx, "about:blank", 413, "Content too large", bodyLimitDetail());
+                        });
                     }
                 }
                 nctx.fireChannelRead(msg);
