@@ -39,7 +39,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import export_cosyvoice2 as e2  # noqa: E402
-from timbrepack import FORMAT_ID, archive, nets, onnxmodels, sizes, tokenizer, validate  # noqa: E402
+from timbrepack import FORMAT_ID, archive, instructions, nets, onnxmodels, sizes, tokenizer, validate  # noqa: E402
 from timbrepack import cosyvoice2 as cv2  # noqa: E402
 from timbrepack import cosyvoice3 as cv3  # noqa: E402
 
@@ -223,7 +223,7 @@ def finish_pack(out: str, name: str, size: str, weights: str, llm: cv3.SpeechLM3
     dim = llm.text_embedding.weight.shape[1]
     manifest = {
         "format": FORMAT_ID,
-        "family": "cosyvoice3",
+        **instructions.declaration("cosyvoice3"),   # family, system_prompt, upstream's instruction list (26)
         "name": name,
         "version": version,
         "size": size,

@@ -15,14 +15,10 @@ import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -33,7 +29,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * CausalMaskedDiffWithDiT, CausalHiFTGenerator). models/conformance/cosyvoice3/model is a random-weight model directory
  * in the release's layout; expected/ holds what CosyVoice's CosyVoice3 class computed on it
  * (models/conformance/generate_cosyvoice3.py). This test exports the directory with export_cosyvoice3.py under
- * Debian's PyTorch 1.13 (python3 on PATH, or TIMBRE_PYTHON), loads the pack (family cosyvoice3) into the Java engine
+ * Debian's PyTorch 1.13 (python3 on PATH, or TIMBRE_PYTHON; {@link TinyCosyVoice3Pack}, which the service tests on this
+ * pack share), loads the pack (family cosyvoice3) into the Java engine
  * and compares: text ids (Qwen2 tokenizer with CosyVoice3Tokenizer's specials: the system prompt's
  * &lt;|endofprompt|&gt;, inline pinyin [j][ǐ], CMU phonemes [AY0], the instruct text), prompt features, greedy speech
  * tokens (CosyVoice 3's head of 6761 ids, EOS masked below min_len, any of 6561..6760 stops), the DiT flow mel and
@@ -42,10 +39,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class CosyVoice3ConformanceTest {
     static final Path FIXTURES = Path.of("models/conformance/cosyvoice3");
-    static final Path MODEL = FIXTURES.resolve("model");
+    static final Path MODEL = TinyCosyVoice3Pack.MODEL;
     static final Path EXPECTED = FIXTURES.resolve("expected");
     static final Path PROMPTS = Path.of("models/conformance/cosyvoice2/prompts");
-    static final Path PACK = Path.of("target/conformance/cosyvoice3-pack");
+    static final Path PACK = TinyCosyVoice3Pack.PACK;
 
     // Tolerances: 10-20x the largest difference measured here (LibTorch 2.10 / ONNX Runtime 1.23.2 against
     // CosyVoice's run under PyTorch 2.13 / onnxruntime 1.30); ids and tokens must be equal.
@@ -65,24 +62,7 @@ class CosyVoice3ConformanceTest {
     @BeforeAll
     static void exportAndLoad() throws Exception {
         expected = new ObjectMapper().readTree(EXPECTED.resolve("expected.json").toFile());
-        deleteTree(PACK);
-        Files.createDirectories(PACK.getParent());
-        String python = System.getenv().getOrDefault("TIMBRE_PYTHON",
-                Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3");
-        int seconds = expected.get("seeds").get("hift_source_seconds").asInt();
-        List<String> cmd = List.of(python, "models/export_cosyvoice3.py", MODEL.toString(), "--out", PACK.toString(),
-                "--source-seconds", Integer.toString(seconds));
-        Process p;
-        try {
-            p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        } catch (IOException e) {
-            throw new AssertionError("cannot run " + python + " (the exporter needs Debian's python3 with python3-torch, "
-                    + "python3-torchaudio and python3-yaml; .ci/run installs them): " + e.getMessage(), e);
-        }
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(30, TimeUnit.MINUTES), "exporter did not finish");
-        System.out.println("exporter: " + String.join(" ", cmd) + "\n" + out);
-        assertEquals(0, p.exitValue(), "the exporter failed on the release-layout directory:\n" + out);
+        TinyCosyVoice3Pack.ensure();
         pack = ModelPack.load(PACK, "cpu");
         tokenizer = new TextTokenizer(PACK.resolve(pack.manifest.moduleFiles().get("tokenizer")));
     }
@@ -260,16 +240,5 @@ class CosyVoice3ConformanceTest {
             out[i] = Math.toIntExact(a[i]);
         }
         return out;
-    }
-
-    private static void deleteTree(Path dir) throws IOException {
-        if (!Files.exists(dir)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(dir)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(p);
-            }
-        }
     }
 }
