@@ -90,7 +90,7 @@ def streaming_manifest(encoder_chunk: int, estimator_chunk: int, pre_lookahead: 
 
 
 def finish_pack(out: str, name: str, size: str, weights: str, llm: dict, text_vocab_size: int, tokenizer_doc: dict,
-                params: dict, streaming: dict, source_harmonics: int) -> dict:
+                params: dict, streaming: dict = None, source_harmonics: int = 9) -> dict:
     """Write tokenizer.json, hash every file and write pack.json; the modules must already be in `out` under
     MODULE_FILES' names and the two ONNX models (copied as the release ships them) under ONNX_FILES' names. Shared by build_pack.py (random weights) and export_cosyvoice2.py (real weights).
     llm: dict with layers, dim, heads, kv_heads; text_vocab_size: rows of the LLM's text embedding."""
@@ -131,7 +131,7 @@ def finish_pack(out: str, name: str, size: str, weights: str, llm: dict, text_vo
         "flow": {"file": MODULE_FILES["flow"], "n_timesteps": 10, "cfg_rate": 0.7, "t_scheduler": "cosine",
                  "token_mel_ratio": 2, "noise_frames": sizes.NOISE_LEN},
         "vocoder": {"file": MODULE_FILES["vocoder"], "source_harmonics": source_harmonics},
-        "streaming": streaming,
+        **({"streaming": streaming} if streaming is not None else {}),
         "parameters": params,
         "files": files,
     }

@@ -37,7 +37,6 @@ METHODS: Dict[str, Dict[str, Tuple[Tuple[str, str], ...]]] = {
     },
 }
 REQUIRED_KEYS = ["format", "name", "version", "size", "weights", "audio", "text", "frontend", "llm", "flow", "vocoder",
-                 "streaming",
                  "parameters", "files"]
 
 
@@ -190,8 +189,8 @@ def smoke(modules: Dict[str, torch.jit.ScriptModule], manifest: dict) -> None:
                         torch.cat([cond, torch.zeros_like(cond)]))
     _expect(tuple(vel.shape) == (2, 80, 24) and bool(torch.isfinite(vel).all()), f"flow.estimate: shape {tuple(vel.shape)}")
 
-    st = manifest["streaming"]
-    look = st["pre_lookahead_len"]
+    st = manifest.get("streaming", {})       # optional: packs without it do not stream by hop
+    look = st.get("pre_lookahead_len", 3)
     mu2, mask2, spks2, cond2 = flow.encode_streaming(tokens, torch.tensor([12]), pf, torch.tensor([10]), emb, look, True)
     frames = 2 * (12 - look)
     _expect(tuple(mu2.shape) == (1, 80, frames) and tuple(mask2.shape) == (1, 1, frames),
@@ -206,7 +205,7 @@ def smoke(modules: Dict[str, torch.jit.ScriptModule], manifest: dict) -> None:
     spf = manifest["audio"]["samples_per_mel_frame"]
     _expect(tuple(wav.shape) == (1, 10 * spf) and bool(torch.isfinite(wav).all()),
             f"vocoder.forward: shape {tuple(wav.shape)}, wanted (1, {10 * spf})")
-    h = manifest["vocoder"]["source_harmonics"]
+    h = manifest["vocoder"].get("source_harmonics", 9)
     wav2, src = hift.vocode(mel, torch.rand(1, h, generator=gen), torch.randn(1, h, 10 * spf, generator=gen),
                             torch.zeros(1, 1, 2 * spf))
     _expect(tuple(wav2.shape) == (1, 10 * spf) and tuple(src.shape) == (1, 1, 10 * spf)

@@ -50,9 +50,9 @@ public final class HopDecoder implements AutoCloseable {
 
     public HopDecoder(ModelPack pack, SpeakerFeatures spk, RandomSource random) {
         this.cfg = pack.manifest.streaming();
-        if (cfg == null) {
-            throw new PackException("model pack " + pack.key() + " has no 'streaming' section in pack.json: re-export it "
-                    + "to stream by hop");
+        if (!pack.streams()) {
+            throw new PackException("model pack " + pack.key() + " cannot stream by hop (no 'streaming' in pack.json or no "
+                    + "flow.encode_streaming / estimate_streaming): re-export it");
         }
         if (cfg.tokenHopLen() != cfg.encoderChunk()) {
             throw new PackException("model pack " + pack.key() + ": token_hop_len " + cfg.tokenHopLen()

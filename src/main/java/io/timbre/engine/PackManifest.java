@@ -98,7 +98,7 @@ public record PackManifest(
                         s.path("max_token_text_ratio").asDouble(20)),
                 need(flow, "n_timesteps", dir).asInt(), need(flow, "cfg_rate", dir).asDouble(),
                 need(flow, "noise_frames", dir).asInt(), files, modules, speakerEncoder, speechTokenizer,
-                need(need(root, "vocoder", dir), "source_harmonics", dir).asInt(), streaming(root, dir));
+                need(root, "vocoder", dir).path("source_harmonics").asInt(9), streaming(root, dir));
     }
 
     private static Streaming streaming(JsonNode root, Path dir) {
