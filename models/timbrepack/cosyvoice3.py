@@ -662,8 +662,20 @@ class HiFT(nn.Module):
         wav = torch.istft(spec_out, self.n_fft, self.hop, self.n_fft, window=self.stft_window)
         return torch.clamp(wav, -self.audio_limit, self.audio_limit)
 
-    def forward(self, mel: Tensor) -> Tensor:
+    @torch.jit.export
+    def vocode(self, mel: Tensor, phase: Tensor, noise: Tensor, cache_source: Tensor) -> Tuple[Tensor, Tensor]:
+        """The pack's vocoder signature (shared with CosyVoice 2's HiFT): mel [B, 80, F] -> (wav [B, F * 480], source
+        [B, 1, F * 480]). The causal source draws nothing (its phases and noise are fixed buffers), so pack.json
+        declares vocoder.source_harmonics = 0 and the caller passes empty phase [B, 0] and noise [B, 0, 0]; a causal
+        HiFT keeps no source cache between hops either, so cache_source must be empty ([B, 1, 0])."""
+        if phase.shape[1] != 0 or noise.shape[1] != 0 or cache_source.shape[2] != 0:
+            raise ValueError("the causal vocoder takes no random draws and no source cache")
         f0 = self.f0_predictor(mel)
         s = torch._C._nn.upsample_nearest1d(f0.unsqueeze(1), None, [float(self.upp)]).transpose(1, 2)
         s = self.m_source(s).transpose(1, 2)
-        return self.decode(mel, s)
+        return self.decode(mel, s), s
+
+    def forward(self, mel: Tensor) -> Tensor:
+        b = mel.shape[0]
+        return self.vocode(mel, torch.zeros(b, 0, dtype=mel.dtype), torch.zeros(b, 0, 0, dtype=mel.dtype),
+                           torch.zeros(b, 1, 0, dtype=mel.dtype))[0]

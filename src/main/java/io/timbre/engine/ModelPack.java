@@ -43,6 +43,9 @@ public final class ModelPack implements AutoCloseable {
     final Method encode;
     final Method estimate;
     final Method noise;
+    /** flow.encode_streaming / estimate_streaming: null in a pack without them (it cannot stream by hop). */
+    final Method encodeStreaming;
+    final Method estimateStreaming;
     final Method vocode;
     /** campplus.onnx and speech_tokenizer_v2.onnx; opened last, so a refusal leaves nothing open. */
     final OnnxModels onnx;
@@ -65,7 +68,9 @@ public final class ModelPack implements AutoCloseable {
         this.encode = method(flow, "flow", "encode");
         this.estimate = method(flow, "flow", "estimate");
         this.noise = method(flow, "flow", "noise");
-        this.vocode = method(vocoder, "vocoder", "forward");
+        this.encodeStreaming = flow.find_method("encode_streaming").has_value() ? flow.get_method("encode_streaming") : null;
+        this.estimateStreaming = flow.find_method("estimate_streaming").has_value() ? flow.get_method("estimate_streaming") : null;
+        this.vocode = method(vocoder, "vocoder", "vocode");
         this.onnx = OnnxModels.open(dir, manifest, onnxOptions, device.is_cuda() ? Math.max(0, device.index()) : -1);
     }
 
@@ -165,8 +170,14 @@ public final class ModelPack implements AutoCloseable {
     }
 
     private Pointer[] owned() {
-        return new Pointer[]{resample, kaldiFbank, whisperLogMel, speechFeat, prefill, decode,
-                encode, estimate, noise, vocode, frontend, llm, flow, vocoder, device};
+        return java.util.stream.Stream.of(resample, kaldiFbank, whisperLogMel, speechFeat, prefill, decode,
+                encode, estimate, noise, encodeStreaming, estimateStreaming, vocode, frontend, llm, flow, vocoder, device)
+                .filter(java.util.Objects::nonNull).toArray(Pointer[]::new);
+    }
+
+    /** True when the pack carries what chunked streaming needs (the flow's streaming methods, pack.json streaming). */
+    public boolean streams() {
+        return encodeStreaming != null && estimateStreaming != null && manifest.streaming() != null;
     }
 
     /** The ONNX sessions (tests check that closing the pack closes them). */
