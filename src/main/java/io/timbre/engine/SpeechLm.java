@@ -34,7 +34,7 @@ public final class SpeechLm {
     public List<int[]> generate(List<Input> inputs) {
         List<Row> rows = new ArrayList<>();
         for (Input in : inputs) {
-            rows.add(row(in, null));
+            rows.add(row(in));
         }
         try (Batch batch = new Batch()) {
             batch.join(rows);
@@ -49,14 +49,13 @@ public final class SpeechLm {
         return out;
     }
 
-    Row row(Input input, Object owner) {
-        return new Row(input, owner, pack.manifest.sampling());
+    Row row(Input input) {
+        return new Row(input, pack.manifest.sampling());
     }
 
-    /** One sequence's generation state; {@code owner} is the caller's tag (the scheduler's segment). */
+    /** One sequence's generation state (the scheduler maps rows to its segments; a row knows no owner). */
     static final class Row {
         final Input input;
-        final Object owner;
         final int minLen;
         final int maxLen;
         final int capacity;        // cache slots the row needs: its prefill + every token it may add
@@ -64,9 +63,8 @@ public final class SpeechLm {
         private int count;
         private long position;     // where the row's next token goes in its cache row
 
-        private Row(Input in, Object owner, PackManifest.Sampling s) {
+        private Row(Input in, PackManifest.Sampling s) {
             this.input = in;
-            this.owner = owner;
             this.minLen = (int) (in.text().length * s.minTokenTextRatio());
             this.maxLen = Math.max(0, Math.min((int) (in.text().length * s.maxTokenTextRatio()), in.maxTokens()));
             this.tokens = new int[maxLen];

@@ -24,6 +24,7 @@ public final class SynthesisJob implements AutoCloseable {
     final SpeakerFeatures features;
     final List<SpeechLm.Input> inputs;
     final int segments;
+    final long seed;
     final double speed;
     private final Synthesizer owner;
     private final float[][] audio;
@@ -31,6 +32,7 @@ public final class SynthesisJob implements AutoCloseable {
     private final List<Task> tasks = new ArrayList<>();
     private final boolean[] settledSegments;
     private final long submitted = System.nanoTime();
+    private final AtomicLong flowWaitNanos = new AtomicLong();
     private final AtomicLong flowNanos = new AtomicLong();
     private final AtomicLong vocoderNanos = new AtomicLong();
     private long admittedAt;     // first segment joined the LLM batch
@@ -38,13 +40,13 @@ public final class SynthesisJob implements AutoCloseable {
     private long doneAt;
     private int settled;         // segments that are vocoded, dropped or failed
     private int emitted;         // segments handed out by next()
-    int admitted;                // segments that joined the LLM batch (guarded by the scheduler's lock)
     private volatile boolean cancelled;
     private Throwable failure;
     private boolean closed;
 
-    SynthesisJob(Synthesizer owner, SpeakerFeatures features, List<SpeechLm.Input> inputs, double speed) {
+    SynthesisJob(Synthesizer owner, SpeakerFeatures features, List<SpeechLm.Input> inputs, long seed, double speed) {
         this.owner = owner;
+        this.seed = seed;
         this.speed = speed;
         this.features = features;
         this.inputs = inputs;
@@ -182,13 +184,18 @@ public final class SynthesisJob implements AutoCloseable {
         return n;
     }
 
-    /** Queue wait, LLM wall time, flow and vocoder summed over segments, total; complete once all are out. */
+    /** Queue wait, LLM wall time, flow wait, flow and vocoder summed over segments, total; complete once all are out. */
     public synchronized Synthesizer.Timings timings() {
         long admitted = admittedAt == 0 ? submitted : admittedAt;
         long tokens = tokensAt == 0 ? admitted : tokensAt;
         long end = doneAt == 0 ? System.nanoTime() : doneAt;
-        return new Synthesizer.Timings(admitted - submitted, tokens - admitted, flowNanos.get(), vocoderNanos.get(),
-                end - submitted);
+        return new Synthesizer.Timings(admitted - submitted, tokens - admitted, flowWaitNanos.get(), flowNanos.get(),
+                vocoderNanos.get(), end - submitted);
+    }
+
+    /** A finished segment reached a flow worker after waiting {@code waited} ns since its tokens were complete. */
+    void flowStarted(long waited) {
+        flowWaitNanos.addAndGet(waited);
     }
 
     synchronized void markAdmitted() {

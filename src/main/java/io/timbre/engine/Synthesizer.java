@@ -60,8 +60,12 @@ public final class Synthesizer implements AutoCloseable {
         }
     }
 
-    /** Stage times in nanoseconds: queue wait, llm wall time of the request's rows, flow and vocoder summed. */
-    public record Timings(long queue, long llm, long flow, long vocoder, long total) {
+    /**
+     * Stage times in nanoseconds: the wait to join the LLM batch; the LLM's wall time from the first row's
+     * admission to the last row's tokens; the waits of finished segments for a flow worker, the flow and the
+     * vocoder, each summed over segments; and the whole request.
+     */
+    public record Timings(long queue, long llm, long flowWait, long flow, long vocoder, long total) {
     }
 
     public record Result(float[] pcm, int sampleRate, int segments, int speechTokens, Timings timings) {
@@ -100,7 +104,7 @@ public final class Synthesizer implements AutoCloseable {
     private final Thread loop;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition wake = lock.newCondition();
-    private final ArrayDeque<Job> waiting = new ArrayDeque<>();   // requests with segments not yet in the batch
+    private final ArrayDeque<Waiting> waiting = new ArrayDeque<>();   // requests with segments not yet in the batch
     private SynthesisJob exclusive;                                // batching off: the request being served
     private volatile boolean running = true;
     private volatile int rows;
@@ -116,8 +120,20 @@ public final class Synthesizer implements AutoCloseable {
     private volatile int largest;
     private volatile double recentSeconds = 1;                     // moving average of request time, for Retry-After
 
-    private record Job(SynthesisJob job, long submitted) {
+    /** A request with segments not yet in the batch: scheduler state, read and written under the lock. */
+    private static final class Waiting {
+        final SynthesisJob job;
+        final long submitted;
+        int admitted;   // segments that joined the LLM batch
+
+        Waiting(SynthesisJob job, long submitted) {
+            this.job = job;
+            this.submitted = submitted;
+        }
     }
+
+    /** The segment each LLM row generates; only the scheduler thread reads or writes it. */
+    private final java.util.IdentityHashMap<SpeechLm.Row, Segment> segments = new java.util.IdentityHashMap<>();
 
     public Synthesizer(ModelPack pack, TextTokenizer tokenizer, int workers, DeviceMemory memory) {
         this(pack, tokenizer, Settings.defaults(workers), memory);
@@ -224,10 +240,10 @@ public final class Synthesizer implements AutoCloseable {
         for (int i = 0; i < segments.size(); i++) {
             long[] ids = tokenizer.encode(segments.get(i));
             Sampler sampler = options.greedy() ? Sampler.greedy(pack.manifest)
-                    : Sampler.seeded(pack.manifest, segmentSeed(options.seed(), i));
+                    : Sampler.seeded(pack.manifest, RandomSource.segmentSeed(options.seed(), i));
             inputs.add(new SpeechLm.Input(promptText, ids, promptSpeech, sampler, maxTokens));
         }
-        SynthesisJob job = new SynthesisJob(this, spk, inputs, options.speed());
+        SynthesisJob job = new SynthesisJob(this, spk, inputs, options.seed(), options.speed());
         lock.lock();
         try {
             if (!running) {
@@ -237,18 +253,13 @@ public final class Synthesizer implements AutoCloseable {
                 refused.incrementAndGet();
                 throw new Busy(waiting.size() + " requests are already waiting for the engine; retry shortly.", retryAfter());
             }
-            waiting.add(new Job(job, System.nanoTime()));
+            waiting.add(new Waiting(job, System.nanoTime()));
             memory.beforeRequest();   // its close() calls afterRequest()
             wake.signal();
         } finally {
             lock.unlock();
         }
         return job;
-    }
-
-    /** Each segment gets its own random stream derived from the request seed, independent of scheduling. */
-    static long segmentSeed(long seed, int segment) {
-        return seed * 0x9E3779B97F4A7C15L + segment * 0xBF58476D1CE4E5B9L + 1;
     }
 
     private int retryAfter() {
@@ -319,7 +330,7 @@ public final class Synthesizer implements AutoCloseable {
                         continue;
                     }
                     int size = batch.size();
-                    batch.step(this::dropIfCancelled, r -> vocode((Segment) r.owner, r.tokens()));
+                    batch.step(this::dropIfCancelled, r -> vocode(segments.remove(r), r.tokens()));
                     steps.incrementAndGet();
                     rowSteps.addAndGet(size);
                     largest = Math.max(largest, size);
@@ -369,7 +380,7 @@ public final class Synthesizer implements AutoCloseable {
     }
 
     private void failRow(SpeechLm.Row row, RuntimeException e) {
-        Segment s = (Segment) row.owner;
+        Segment s = segments.remove(row);
         isolatedFailures.incrementAndGet();
         LOG.warnf("a segment's LLM prefill failed; its request fails alone: %s", lastLine(e.getMessage()));
         s.job().fail(new IllegalStateException("the speech model could not start this request (its speaker features or text are not usable)", e));
@@ -386,8 +397,9 @@ public final class Synthesizer implements AutoCloseable {
     }
 
     private boolean dropIfCancelled(SpeechLm.Row row) {
-        Segment s = (Segment) row.owner;
+        Segment s = segments.get(row);
         if (s.job().cancelled()) {
+            segments.remove(row);
             s.job().settle(s.index());   // its cache row is dropped in this step
             return true;
         }
@@ -402,17 +414,17 @@ public final class Synthesizer implements AutoCloseable {
             }
         }
         for (SpeechLm.Row r : all) {
-            Segment s = (Segment) r.owner;
+            Segment s = segments.remove(r);
             s.job().fail(e);
             s.job().settle(s.index());
         }
         if (!running) {
             lock.lock();
             try {
-                for (Job j : waiting) {
-                    j.job().fail(e);
-                    for (int i = j.job().admitted; i < j.job().segments; i++) {
-                        j.job().settle(i);
+                for (Waiting w : waiting) {
+                    w.job.fail(e);
+                    for (int i = w.admitted; i < w.job.segments; i++) {
+                        w.job.settle(i);
                     }
                 }
                 waiting.clear();
@@ -435,16 +447,16 @@ public final class Synthesizer implements AutoCloseable {
         if (settings.batching()) {
             return batch.size() < settings.maxRows();
         }
-        return exclusive == null || exclusive == waiting.peek().job();
+        return exclusive == null || exclusive == waiting.peek().job;
     }
 
     /** Under the lock: drops cancelled requests from the queue and refuses those that waited too long. */
     private void expire() {
         long now = System.nanoTime();
-        for (Iterator<Job> it = waiting.iterator(); it.hasNext(); ) {
-            Job j = it.next();
-            SynthesisJob job = j.job();
-            boolean late = job.admitted == 0 && now - j.submitted() > settings.queueTimeout().toNanos();
+        for (Iterator<Waiting> it = waiting.iterator(); it.hasNext(); ) {
+            Waiting w = it.next();
+            SynthesisJob job = w.job;
+            boolean late = w.admitted == 0 && now - w.submitted > settings.queueTimeout().toNanos();
             if (job.cancelled() || late) {
                 it.remove();
                 if (late && !job.cancelled()) {
@@ -452,7 +464,7 @@ public final class Synthesizer implements AutoCloseable {
                     job.fail(new Busy("waited " + settings.queueTimeout().toSeconds() + " s for the engine; retry shortly.",
                             retryAfter()));
                 }
-                for (int i = job.admitted; i < job.segments; i++) {
+                for (int i = w.admitted; i < job.segments; i++) {
                     job.settle(i);
                 }
             }
@@ -463,7 +475,8 @@ public final class Synthesizer implements AutoCloseable {
     private List<SpeechLm.Row> admit(int size) {
         List<SpeechLm.Row> fresh = new ArrayList<>();
         while (!waiting.isEmpty() && size + fresh.size() < settings.maxRows() && flowHasRoom()) {
-            SynthesisJob job = waiting.peek().job();
+            Waiting w = waiting.peek();
+            SynthesisJob job = w.job;
             if (!settings.batching()) {
                 if (exclusive != null && exclusive != job) {
                     break;
@@ -471,9 +484,11 @@ public final class Synthesizer implements AutoCloseable {
                 exclusive = job;
             }
             job.markAdmitted();
-            int i = job.admitted++;
-            fresh.add(lm.row(job.inputs.get(i), new Segment(job, i)));
-            if (job.admitted == job.segments) {
+            int i = w.admitted++;
+            SpeechLm.Row row = lm.row(job.inputs.get(i));
+            segments.put(row, new Segment(job, i));
+            fresh.add(row);
+            if (w.admitted == job.segments) {
                 waiting.poll();
             }
         }
@@ -488,6 +503,7 @@ public final class Synthesizer implements AutoCloseable {
             job.segmentReady(s.index(), new float[0], 0, 0);
             return;
         }
+        long handedOn = System.nanoTime();
         Future<?> f;
         try {
             f = workers.submit(() -> {
@@ -495,8 +511,10 @@ public final class Synthesizer implements AutoCloseable {
                     job.settle(s.index());
                     return;
                 }
-                try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
+                try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode();
+                     RandomSource random = RandomSource.forSegment(job.seed, s.index())) {
                     long a = System.nanoTime();
+                    job.flowStarted(a - handedOn);
                     Tensor mel = stretch(flow.decode(job.features, tokens, job::cancelled, step -> {
                         flowSteps.incrementAndGet();
                         flowStepHook.accept(job, step);
@@ -507,7 +525,7 @@ public final class Synthesizer implements AutoCloseable {
                         return;
                     }
                     vocoderCalls.incrementAndGet();
-                    float[] pcm = vocoder.vocode(mel);
+                    float[] pcm = vocoder.vocode(mel, random);
                     job.segmentReady(s.index(), pcm, b - a, System.nanoTime() - b);
                 } catch (SynthesisJob.CancelledException e) {
                     job.settle(s.index());

@@ -51,9 +51,9 @@ public class SynthesisService {
         /** Server-Timing, X-Timbre-Speaker-Source, X-Timbre-Segments and X-Timbre-Seed. */
         public Response.ResponseBuilder headers(Response.ResponseBuilder b) {
             b.header("Server-Timing", String.format(Locale.ROOT,
-                            "features;dur=%.3f, queue;dur=%.3f, llm;dur=%.3f, flow;dur=%.3f, vocoder;dur=%.3f, total;dur=%.3f",
-                            ms(featureNanos), ms(timings.queue()), ms(timings.llm()), ms(timings.flow()), ms(timings.vocoder()),
-                            ms(totalNanos())));
+                            "features;dur=%.3f, queue;dur=%.3f, llm;dur=%.3f, flow-wait;dur=%.3f, flow;dur=%.3f, vocoder;dur=%.3f, total;dur=%.3f",
+                            ms(featureNanos), ms(timings.queue()), ms(timings.llm()), ms(timings.flowWait()), ms(timings.flow()),
+                            ms(timings.vocoder()), ms(totalNanos())));
             return describe(b, source, segments, seed);
         }
     }
@@ -169,6 +169,7 @@ public class SynthesisService {
                 stage("features", featureNanos);
                 stage("queue", t.queue());
                 stage("llm", t.llm());
+                stage("flow-wait", t.flowWait());
                 stage("flow", t.flow());
                 stage("vocoder", t.vocoder());
             }
