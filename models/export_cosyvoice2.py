@@ -204,12 +204,16 @@ def scripted_checked(module: nn.Module, what: str) -> torch.jit.ScriptModule:
             a, b = module.encode(*args), scripted.encode(*args)
             est = (torch.randn(2, 80, 26, generator=g), a[1], a[0], torch.rand(2, generator=g), a[2], a[3])
             pairs = list(zip(a, b)) + [(module.estimate(*est), scripted.estimate(*est))]
+            sargs = args[:-1] + (torch.randn(2, 192, generator=g),)
+            a, b = module.encode_streaming(*sargs, 3, True), scripted.encode_streaming(*sargs, 3, True)
+            est = (torch.randn(2, 80, 20, generator=g), a[1], a[0], torch.rand(2, generator=g), a[2], a[3])
+            pairs += list(zip(a, b)) + [(module.estimate_streaming(*est, True), scripted.estimate_streaming(*est, True))]
         else:
             mel = torch.randn(1, 80, 9, generator=g)
-            torch.manual_seed(3)
-            x = module(mel)
-            torch.manual_seed(3)
-            pairs = [(x, scripted(mel))]
+            h = int(module.m_source.harmonic_mul.shape[2])
+            draws = (torch.rand(1, h, generator=g), torch.randn(1, h, 9 * module.upp, generator=g),
+                     torch.randn(1, 1, 3 * module.upp, generator=g))
+            pairs = [(module(mel), scripted(mel))] + list(zip(module.vocode(mel, *draws), scripted.vocode(mel, *draws)))
     for x, y in pairs:
         if x.shape != y.shape or not bool(torch.isfinite(y).all()) or float((x - y).abs().max()) > 1e-4:
             stop(f"internal: scripted {what} differs from the eager module")
@@ -229,9 +233,13 @@ def write_pack(out: str, modules: dict, params: dict, name: str, weights: str, l
         print(f"  {fname:26s} {'(ONNX, as released)':>24s}  {os.path.getsize(os.path.join(out, fname)):>13,d} bytes")
     llm_cfg = {"layers": llm.layers_n, "dim": llm.text_embedding.weight.shape[1],
                "heads": llm.layers[0].heads, "kv_heads": llm.kv_heads}
+    flow = modules["flow"]
     return build.finish_pack(out, name=name, size=size, weights=weights, llm=llm_cfg,
                              text_vocab_size=llm.text_embedding.weight.shape[0], tokenizer_doc=tokenizer_doc,
-                             params=params)
+                             params=params,
+                             streaming=build.streaming_manifest(int(flow.encoder_chunk), int(flow.estimator_chunk),
+                                                                int(flow.encoder.pre_lookahead_layer.lookahead)),
+                             source_harmonics=int(modules["vocoder"].m_source.harmonic_mul.shape[2]))
 
 
 def check_inputs(model_dir: str) -> dict:
@@ -566,11 +574,18 @@ def _self_test(tmp: str) -> None:
               torch.cat([hift_sd[k].flatten() for k in sorted(hift_sd)]), 1e-6)
         cv.load_named(hift, folded, "hift.pt")
         mel = torch.randn(1, 80, 33, generator=g)
-        torch.manual_seed(4)
-        w_eager = hift(mel)
-        torch.manual_seed(4)
-        w_pack = phift(mel)
-        _same("vocoder (eager with the folded weights vs the pack, same seed)", w_eager, w_pack, 1e-5)
+        draws = (torch.rand(1, 9, generator=g), torch.randn(1, 9, 33 * 480, generator=g),
+                 torch.randn(1, 1, 8 * 480, generator=g))
+        w_eager = hift.vocode(mel, *draws)[0]
+        w_pack = phift.vocode(mel, *draws)[0]
+        _same("vocoder (eager with the folded weights vs the pack, same random draws)", w_eager, w_pack, 1e-5)
+        sa = flow.encode_streaming(toks[:1], lens[:1], pf[:1], plens[:1], emb[:1], 3, True)
+        sb = pflow.encode_streaming(toks[:1], lens[:1], pf[:1], plens[:1], emb[:1], 3, True)
+        for n, x, y in zip(["mu", "mask", "spks", "cond"], sa, sb):
+            _same(f"flow.encode_streaming {n}", x, y, 1e-5)
+        est = (torch.randn(2, 80, 54, generator=g), torch.cat([sa[1], sa[1]]), torch.cat([sa[0], sa[0]]),
+               torch.rand(2, generator=g), torch.cat([sa[2], sa[2]]), torch.cat([sa[3], sa[3]]))
+        _same("flow.estimate_streaming", flow.estimate_streaming(*est, True), pflow.estimate_streaming(*est, True), 1e-5)
     manifest = validate.load_manifest(out)
     for role, fname in build.ONNX_FILES.items():
         if manifest["frontend"].get(role) != fname or manifest["files"][fname]["sha256"] != archive.sha256(
@@ -583,8 +598,7 @@ def _self_test(tmp: str) -> None:
     out_old = os.path.join(tmp, "pack-old")
     export(rel, out_old, "selftest", size="selftest", weights="shrunk random weights (self-test)")
     with torch.no_grad():
-        torch.manual_seed(4)
-        _same("vocoder, old names vs new names", torch.jit.load(os.path.join(out_old, "hift.pt"))(mel), w_pack)
+        _same("vocoder, old names vs new names", torch.jit.load(os.path.join(out_old, "hift.pt")).vocode(mel, *draws)[0], w_pack)
 
     print("6. refusals name the file, the key and what was expected")
     def variant(fname: str, obj) -> None:

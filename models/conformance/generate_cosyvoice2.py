@@ -817,6 +817,120 @@ def compute_expected():
     return out
 
 
+# Streamed cases: (id, prompt id, number of speech tokens, token seed). The tokens are fed to
+# CosyVoice2Model.tts(stream=True) in place of the LLM (see compute_streamed); their count is chosen so that the
+# hops cover CosyVoice's plan: s_en200 (prompt 143 tokens, pad 7) -> hops 32, 50, 100 and an 18-token flush;
+# s_zh60 (prompt 107, pad 18) -> one 43-token hop and a 17-token flush.
+STREAM_CASES = [('s_en200', 'en16k', 200, 31), ('s_zh60', 'zh48k', 60, 32)]
+
+
+def compute_streamed():
+    """Upstream's chunked streaming on the committed model directory: for each STREAM_CASES entry, a FRESH
+    CosyVoice2Model (so that the hop length, which upstream keeps on the model object and grows per hop, starts at
+    25 as for a first request) runs tts(stream=True) with the prompt's spk2info features; its LLM thread is replaced
+    by one that appends the case's tokens at once and ends (the flow/HiFT path is upstream's own). torch.manual_seed
+    (HIFT_SEED) once before the run: HiFT's draws continue on the global generator from hop to hop (no other draw
+    happens in between). Also the non-streamed output of the same tokens (fresh model, same seed) for the relation
+    between the two. Writes expected/stream_<id>.pt and expected/streamed.json; the other fixtures are untouched."""
+    import torch
+    from cosyvoice.cli.cosyvoice import CosyVoice2
+    from cosyvoice.cli.model import CosyVoice2Model
+    cosy = CosyVoice2(MODEL, load_jit=False, load_trt=False, load_vllm=False, fp16=False)
+    base = cosy.model
+    out = {'format': 'timbre-conformance-streamed/1', 'hift_seed': HIFT_SEED, 'cases': []}
+
+    def fresh():
+        m = CosyVoice2Model(base.llm, base.flow, base.hift, False)
+        return m
+
+    def run(m, spk, tokens, stream):
+        calls = []
+        orig_flow = m.flow.inference
+
+        def flow_inf(**k):
+            mel, cache = orig_flow(**k)
+            calls.append({'tokens': int(k['token'].shape[1]), 'streaming': bool(k['streaming']),
+                          'finalize': bool(k['finalize']), 'mel': mel.detach().cpu().clone()})
+            return mel, cache
+
+        def llm_job(text, prompt_text, llm_prompt_speech_token, llm_embedding, uuid):
+            m.tts_speech_token_dict[uuid].extend(tokens)
+            m.llm_end_dict[uuid] = True
+
+        m.flow.inference, m.llm_job = flow_inf, llm_job
+        try:
+            torch.manual_seed(HIFT_SEED)
+            chunks = [o['tts_speech'].detach().cpu().clone() for o in m.tts(
+                text=torch.zeros(1, 1, dtype=torch.int32), flow_embedding=spk['flow_embedding'],
+                llm_embedding=spk['llm_embedding'], prompt_text=spk['prompt_text'],
+                llm_prompt_speech_token=spk['llm_prompt_speech_token'],
+                flow_prompt_speech_token=spk['flow_prompt_speech_token'],
+                prompt_speech_feat=spk['prompt_speech_feat'], stream=stream)]
+        finally:
+            del m.flow.inference
+        return chunks, calls
+
+    for cid, pid, n, seed in STREAM_CASES:
+        spk = torch.load(os.path.join(EXPECTED, f'prompt_{pid}.pt'))
+        g = torch.Generator().manual_seed(seed)
+        tokens = torch.randint(0, 6561, (n,), generator=g).tolist()
+        chunks, calls = run(fresh(), spk, tokens, True)
+        whole, _ = run(fresh(), spk, tokens, False)
+        wav = torch.cat(chunks, dim=1)
+        ref = whole[0]
+        assert wav.shape == ref.shape, (wav.shape, ref.shape)
+        # the new mel of every flow call (token2wav keeps mel[:, :, token_offset * 2:])
+        offsets, mels, hops = [], [], []
+        offset = 0
+        for c in calls:
+            used = c['tokens'] - (0 if c['finalize'] else 3)
+            new = c['mel'][:, :, offset * 2:]
+            mels.append(new)
+            hops.append({'offset': offset, 'tokens_in': c['tokens'], 'hop': used - offset, 'streaming': c['streaming'],
+                         'finalize': c['finalize'], 'mel_frames': int(new.shape[2])})
+            offsets.append(offset)
+            offset = used
+        lengths = [int(c.shape[1]) for c in chunks]
+        diff = (wav - ref)[0]
+        tensors = {'prompt_text': spk['prompt_text'].to(torch.int32),
+                   'flow_prompt_speech_token': spk['flow_prompt_speech_token'].to(torch.int32),
+                   'prompt_speech_feat': spk['prompt_speech_feat'].float(), 'embedding': spk['flow_embedding'].float(),
+                   'speech_tokens': torch.tensor([tokens], dtype=torch.int32),
+                   'hop_mel': torch.cat(mels, dim=2).float().contiguous(),
+                   'wav': wav.float().contiguous(),
+                   'chunk_samples': torch.tensor(lengths, dtype=torch.int64)}
+        fname = f'stream_{cid}.pt'
+        torch.save(tensors, os.path.join(EXPECTED, fname))
+        bounds = [sum(lengths[:i + 1]) for i in range(len(lengths) - 1)]
+        out['cases'].append({
+            'id': cid, 'prompt': pid, 'prompt_tokens': int(spk['flow_prompt_speech_token'].shape[1]),
+            'speech_tokens': n, 'token_seed': seed, 'fixture': fname, 'hops': hops, 'chunk_samples': lengths,
+            'seams': bounds,
+            'non_streamed_vs_streamed': {
+                'max_abs': float(diff.abs().max()), 'rms': float(diff.pow(2).mean().sqrt()),
+                'rms_of_non_streamed': float(ref.pow(2).mean().sqrt()),
+                'rms_first_hop_region': float(diff[:bounds[0]].pow(2).mean().sqrt()) if bounds else None},
+            'tensors': {k: {'shape': shape(v), 'dtype': str(v.dtype).replace('torch.', '')} for k, v in tensors.items()},
+        })
+        print(f'{cid}: {n} tokens, hops {[h["hop"] for h in hops]}, chunks {lengths}, '
+              f'|stream - non-stream| max {float(diff.abs().max()):.3g}', flush=True)
+    out['upstream'] = {'cosyvoice_commit': git_head('COSYVOICE_SRC'),
+                       'history': {'cosyvoice/cli/model.py': git_log('COSYVOICE_SRC', 'cosyvoice/cli/model.py')},
+                       'behaviour': ('CosyVoice2Model.tts(stream=True): token_hop_len 25 (grown x2 per hop to 100 on the '
+                                     'model object), first hop + ceil(prompt/25)*25 - prompt, a hop needs hop + 3 tokens; '
+                                     'token2wav(stream=True, finalize=False) per hop, the flush token2wav(finalize=True) '
+                                     'without stream (so streaming=False); HiFT cache 8 mel frames / 3840 source samples, '
+                                     'np.hamming(7680) fade_in_out, last 3840 samples held back.')}
+    files = {}
+    for cs in out['cases']:
+        p = os.path.join(EXPECTED, cs['fixture'])
+        files[cs['fixture']] = {'sha256': sha256(p), 'bytes': os.path.getsize(p)}
+    out['files'] = files
+    with open(os.path.join(EXPECTED, 'streamed.json'), 'w') as f:
+        json.dump(out, f, indent=1, ensure_ascii=False)
+        f.write('\n')
+
+
 def upstream_notes():
     return {
         'sampling': ('cosyvoice/utils/common.py ras_sampling(top_p=0.8, top_k=25, win_size=10, tau_r=0.1): '
@@ -875,7 +989,7 @@ def git_log(var, path, n=6):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--stage', choices=['model', 'expected', 'all'], default='all')
+    ap.add_argument('--stage', choices=['model', 'expected', 'streamed', 'all'], default='all')
     args = ap.parse_args()
     bootstrap()
     import torch
@@ -928,6 +1042,8 @@ def main():
         with open(os.path.join(EXPECTED, 'expected.json'), 'w') as f:
             json.dump(out, f, indent=1, ensure_ascii=False)
             f.write('\n')
+    if args.stage in ('streamed', 'all'):
+        compute_streamed()
     print(f'done in {time.time() - t0:.1f}s', flush=True)
 
 

@@ -75,11 +75,22 @@ def write_pack(size: str, out: str, seed: int, name: str) -> dict:
         print(f"  {fname:12s} {params[role]:>13,d} parameters  {os.path.getsize(path):>13,d} bytes  (ONNX opset {onnxmodels.OPSET})")
     return finish_pack(out, name=name, size=size, weights="random (seed %d): this pack makes noise, not speech" % seed,
                        llm=cfg["llm"], text_vocab_size=cfg["text_vocab"] or tokenizer.ByteTokenizer().vocab_size,
-                       tokenizer_doc=tokenizer.byte_level(), params=params)
+                       tokenizer_doc=tokenizer.byte_level(), params=params,
+                       streaming=streaming_manifest(modules["flow"].encoder_chunk, modules["flow"].estimator_chunk,
+                                                    modules["flow"].encoder.lookahead),
+                       source_harmonics=int(modules["vocoder"].harmonic_mul.shape[0]))
+
+
+def streaming_manifest(encoder_chunk: int, estimator_chunk: int, pre_lookahead: int) -> dict:
+    """pack.json `streaming`: the flow's chunk sizes (the scripted encode_streaming / estimate_streaming use them) and
+    CosyVoice2Model's hop constants (cosyvoice/cli/model.py): token_hop_len must equal the encoder's chunk."""
+    return {"token_hop_len": encoder_chunk, "max_token_hop_len": 4 * encoder_chunk, "hop_scale_factor": 2,
+            "pre_lookahead_len": pre_lookahead, "encoder_chunk": encoder_chunk, "estimator_chunk": estimator_chunk,
+            "mel_cache_frames": 8, "source_cache_samples": 8 * 480}
 
 
 def finish_pack(out: str, name: str, size: str, weights: str, llm: dict, text_vocab_size: int, tokenizer_doc: dict,
-                params: dict) -> dict:
+                params: dict, streaming: dict, source_harmonics: int) -> dict:
     """Write tokenizer.json, hash every file and write pack.json; the modules must already be in `out` under
     MODULE_FILES' names and the two ONNX models (copied as the release ships them) under ONNX_FILES' names. Shared by build_pack.py (random weights) and export_cosyvoice2.py (real weights).
     llm: dict with layers, dim, heads, kv_heads; text_vocab_size: rows of the LLM's text embedding."""
@@ -119,7 +130,8 @@ def finish_pack(out: str, name: str, size: str, weights: str, llm: dict, text_vo
                              "min_token_text_ratio": 2, "max_token_text_ratio": 20}},
         "flow": {"file": MODULE_FILES["flow"], "n_timesteps": 10, "cfg_rate": 0.7, "t_scheduler": "cosine",
                  "token_mel_ratio": 2, "noise_frames": sizes.NOISE_LEN},
-        "vocoder": {"file": MODULE_FILES["vocoder"]},
+        "vocoder": {"file": MODULE_FILES["vocoder"], "source_harmonics": source_harmonics},
+        "streaming": streaming,
         "parameters": params,
         "files": files,
     }

@@ -224,7 +224,8 @@ def flow_config(cfg: dict, path: str) -> dict:
         inference_cfg_rate=cfm_sec.need("inference_cfg_rate", float),
         est_in=est.need("in_channels", int), est_out=est.need("out_channels", int), est_channels=int(channels[0]),
         est_head_dim=est.need("attention_head_dim", int), est_blocks=est.need("n_blocks", int),
-        est_mid=est.need("num_mid_blocks", int), est_heads=est.need("num_heads", int))
+        est_mid=est.need("num_mid_blocks", int), est_heads=est.need("num_heads", int),
+        enc_chunk=enc.need("static_chunk_size", int), est_chunk=est.need("static_chunk_size", int))
     if out["token_mel_ratio"] != 2:
         raise ReleaseError(f"{path}: flow.token_mel_ratio = {out['token_mel_ratio']}: the encoder upsamples by 2")
     if out["est_in"] != 4 * out["output_size"]:
@@ -423,11 +424,25 @@ class PreLookahead(nn.Module):
         self.conv1 = nn.Conv1d(channels, channels, lookahead + 1)
         self.conv2 = nn.Conv1d(channels, channels, 3)
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = F.pad(x.transpose(1, 2), (0, self.lookahead))              # sees `lookahead` future frames
+    def forward(self, x: Tensor, context: int) -> Tensor:
+        """x [B, T, D]; its last `context` frames are lookahead only (PreLookaheadLayer's context): T - context out."""
+        t = x.shape[1] - context
+        h = F.pad(x.transpose(1, 2), (0, self.lookahead - context))    # sees `lookahead` future frames
         h = F.leaky_relu(self.conv1(h))
         h = self.conv2(F.pad(h, (2, 0)))                               # causal
-        return h.transpose(1, 2) + x
+        return h.transpose(1, 2) + x[:, :t]
+
+
+def chunk_mask(key_mask: Tensor, chunk: int) -> Tensor:
+    """key_mask [B, 1, T] bool -> [B, T, T] for chunk > 0 (add_optional_chunk_mask with a static chunk and all left
+    chunks: query i sees keys j < (i // chunk + 1) * chunk; a row left with no key sees all, as it forces), else as is."""
+    if chunk <= 0:
+        return key_mask
+    t = key_mask.shape[2]
+    pos = torch.arange(t, device=key_mask.device)
+    block = (torch.div(pos, chunk, rounding_mode="floor") + 1) * chunk
+    allowed = key_mask & (pos.unsqueeze(0) < block.unsqueeze(1)).unsqueeze(0)
+    return allowed | ~allowed.any(dim=-1, keepdim=True)
 
 
 class Upsample2(nn.Module):
@@ -459,22 +474,33 @@ class UpsampleEncoder(nn.Module):
         self.after_norm = nn.LayerNorm(dim, eps=1e-5)
 
     def forward(self, xs: Tensor, xs_lens: Tensor) -> Tensor:
-        t = xs.shape[1]
-        key_mask = (torch.arange(t, device=xs.device).unsqueeze(0) < xs_lens.unsqueeze(1)).unsqueeze(1)
+        return self.chunked(xs, xs_lens, 0, 0)
+
+    def chunked(self, xs: Tensor, xs_lens: Tensor, context: int, chunk: int) -> Tensor:
+        """xs [B, T, D] with lengths xs_lens (the last `context` frames of each row are the lookahead context of
+        UpsampleConformerEncoder.forward(context=...): they enter only the pre-lookahead layer) -> [B, 2 (T - context), D];
+        chunk > 0: chunk attention masks (streaming=True), chunk tokens, then 2 * chunk frames after upsampling."""
+        t_all = xs.shape[1]
+        t = t_all - context
+        lens = xs_lens - context
+        all_mask = (torch.arange(t_all, device=xs.device).unsqueeze(0) < xs_lens.unsqueeze(1)).unsqueeze(1)
+        key_mask = (torch.arange(t, device=xs.device).unsqueeze(0) < lens.unsqueeze(1)).unsqueeze(1)
         # padded frames are zeroed after the embedding so that the lookahead of a padded row sees the zeros
         # a row of its own length would (CosyVoice pads after the embedding, inside the lookahead layer)
-        x = self.embed(xs) * key_mask.transpose(1, 2).to(xs.dtype)
+        x = self.embed(xs) * torch.cat([key_mask, all_mask[:, :, t:]], dim=2).transpose(1, 2).to(xs.dtype)
         pos = rel_positions(t, self.dim, xs.device)
-        x = self.pre_lookahead_layer(x)
+        x = self.pre_lookahead_layer(x, context)
+        attn = chunk_mask(key_mask, chunk)
         for layer in self.encoders:
-            x = layer(x, key_mask, pos)
+            x = layer(x, attn, pos)
         x = self.up_layer(x.transpose(1, 2)).transpose(1, 2)
         t2 = x.shape[1]
-        key_mask = (torch.arange(t2, device=xs.device).unsqueeze(0) < (xs_lens * 2).unsqueeze(1)).unsqueeze(1)
+        key_mask = (torch.arange(t2, device=xs.device).unsqueeze(0) < (lens * 2).unsqueeze(1)).unsqueeze(1)
         x = self.up_embed(x)
         pos = rel_positions(t2, self.dim, xs.device)
+        attn = chunk_mask(key_mask, 2 * chunk)
         for layer in self.up_encoders:
-            x = layer(x, key_mask, pos)
+            x = layer(x, attn, pos)
         return self.after_norm(x)
 
 
@@ -616,10 +642,15 @@ class Estimator(nn.Module):
         return torch.cat([arg.sin(), arg.cos()], dim=-1)
 
     def forward(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor) -> Tensor:
+        return self.chunked(x, mask, mu, t, spks, cond, 0)
+
+    def chunked(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor, chunk: int) -> Tensor:
+        """chunk > 0: attention within chunks of `chunk` frames and all chunks before (streaming=True)."""
         temb = self.time_mlp(self.time_embedding(t).to(t.dtype))
         h = torch.cat([x, mu, spks.unsqueeze(-1).expand(-1, -1, x.shape[2]), cond], dim=1)
         n = h.shape[2]
-        bias = (1.0 - (mask > 0).to(h.dtype)) * -1.0e10                           # [B, 1, T]: masked keys
+        allowed = chunk_mask(mask > 0, chunk)
+        bias = (1.0 - allowed.to(h.dtype)) * -1.0e10                              # [B, 1 or T, T]: masked keys
         bias = bias.expand(-1, n, -1)
         skip = h
         for down in self.down_blocks:
@@ -658,6 +689,9 @@ class CFM(nn.Module):
     def forward(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor) -> Tensor:
         return self.estimator(x, mask, mu, t, spks, cond)
 
+    def chunked(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor, chunk: int) -> Tensor:
+        return self.estimator.chunked(x, mask, mu, t, spks, cond, chunk)
+
 
 class Flow(nn.Module):
     """flow.pt of the pack: CausalMaskedDiffWithXvec's parameters under the release's names, with the pack's
@@ -666,6 +700,8 @@ class Flow(nn.Module):
     def __init__(self, c: dict, noise_len: int = 15000):
         super().__init__()
         self.mel_bins = c["output_size"]
+        self.encoder_chunk = c["enc_chunk"]          # encoder static_chunk_size (tokens)
+        self.estimator_chunk = c["est_chunk"]        # estimator static_chunk_size (mel frames)
         self.input_embedding = nn.Embedding(c["vocab_size"], c["input_size"])
         self.spk_embed_affine_layer = nn.Linear(c["spk_embed_dim"], c["output_size"])
         self.encoder = UpsampleEncoder(c["enc_input_size"], c["enc_dim"], c["enc_heads"], c["enc_ffn"], c["enc_blocks"],
@@ -682,11 +718,22 @@ class Flow(nn.Module):
                embedding: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """tokens int64 [B, T] (prompt tokens then new ones), token_len [B]; prompt_feat [B, Fp, 80], prompt_feat_len
         [B]; embedding [B, 192]. Returns (mu [B, 80, 2T], mask [B, 1, 2T] float, spks [B, 80], cond [B, 80, 2T])."""
-        b, t = tokens.shape
+        return self.encode_streaming(tokens, token_len, prompt_feat, prompt_feat_len, embedding, 0, False)
+
+    @torch.jit.export
+    def encode_streaming(self, tokens: Tensor, token_len: Tensor, prompt_feat: Tensor, prompt_feat_len: Tensor,
+                         embedding: Tensor, context: int, streaming: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """CausalMaskedDiffWithXvec.inference's encoder part for chunked streaming: the last `context` tokens are
+        the lookahead (finalize=False: context = pre_lookahead_len; token_len counts them), the results cover
+        T - context tokens; streaming: the encoder's chunk attention masks. encode = encode_streaming(.., 0, False)."""
+        b, t_all = tokens.shape
+        t = t_all - context
         spks = self.spk_embed_affine_layer(F.normalize(embedding, dim=1))
-        tok_mask = torch.arange(t, device=tokens.device).unsqueeze(0) < token_len.unsqueeze(1)
-        x = self.input_embedding(torch.clamp(tokens, min=0)) * tok_mask.unsqueeze(-1).to(spks.dtype)
-        h = self.encoder_proj(self.encoder(x, token_len))                       # [B, 2T, 80]
+        all_mask = torch.arange(t_all, device=tokens.device).unsqueeze(0) < token_len.unsqueeze(1)
+        x = self.input_embedding(torch.clamp(tokens, min=0)) * all_mask.unsqueeze(-1).to(spks.dtype)
+        tok_mask = torch.arange(t, device=tokens.device).unsqueeze(0) < (token_len - context).unsqueeze(1)
+        chunk = self.encoder_chunk if streaming else 0
+        h = self.encoder_proj(self.encoder.chunked(x, token_len, context, chunk))     # [B, 2T, 80]
         mel_mask = tok_mask.repeat_interleave(2, dim=1)
         mu = (h * mel_mask.unsqueeze(-1).to(h.dtype)).transpose(1, 2).contiguous()
         cond = torch.zeros(b, 2 * t, self.mel_bins, dtype=h.dtype, device=h.device)
@@ -699,6 +746,12 @@ class Flow(nn.Module):
     def estimate(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor) -> Tensor:
         """One velocity evaluation: x, mu, cond [B, 80, F]; mask [B, 1, F]; t [B]; spks [B, 80]."""
         return self.decoder(x, mask, mu, t, spks, cond)
+
+    @torch.jit.export
+    def estimate_streaming(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor,
+                           streaming: bool) -> Tensor:
+        """estimate; streaming: CausalConditionalDecoder's chunk attention (static_chunk_size frames)."""
+        return self.decoder.chunked(x, mask, mu, t, spks, cond, self.estimator_chunk if streaming else 0)
 
     @torch.jit.export
     def noise(self, frames: int) -> Tensor:
@@ -769,11 +822,14 @@ class SourceModule(nn.Module):
                              persistent=True)
         self.l_linear = nn.Linear(harmonics + 1, 1)
 
-    def forward(self, f0: Tensor) -> Tensor:
-        """f0 [B, L, 1] at the sample rate -> source [B, L, 1]."""
+    def forward(self, f0: Tensor, phase: Tensor, noise: Tensor) -> Tensor:
+        """f0 [B, L, 1] at the sample rate -> source [B, L, 1]. CosyVoice's random draws are inputs: phase [B, H+1]
+        (its torch.rand initial phases; column 0 is set to 0 here, as there) and noise [B, H+1, L] (its torch.randn_like of
+        the sines, which are [B, L, H+1] transposed from [B, H+1, L] memory, so the draws fill [B, H+1, L];
+        CosyVoice's third draw, a [B, L, 1] noise it discards, is not an input: the caller draws it to keep in step)."""
         fn = f0 * self.harmonic_mul                                                   # [B, L, H+1]
         rad = (fn / self.sample_rate) % 1
-        start = torch.rand(fn.shape[0], fn.shape[2], device=fn.device)
+        start = phase.clone()
         start[:, 0] = 0
         rad[:, 0, :] = rad[:, 0, :] + start
         # the aten ops F.interpolate dispatches to, called directly: scripting F.interpolate under PyTorch >= 2.11
@@ -785,16 +841,14 @@ class SourceModule(nn.Module):
         sines = torch.sin(phase) * self.sine_amp
         uv = (f0 > self.voiced_threshold).to(torch.float32)
         noise_amp = uv * self.noise_std + (1 - uv) * self.sine_amp / 3
-        sines = sines * uv + noise_amp * torch.randn_like(sines)
-        merged = torch.tanh(self.l_linear(sines))
-        # CosyVoice draws (and drops) one more noise tensor: drawn here too so the generator stays in step
-        # (added times 0, which changes nothing, so that TorchScript cannot drop the draw as dead code)
-        return merged + 0.0 * torch.randn_like(uv)
+        sines = sines * uv + noise_amp * noise.transpose(1, 2)
+        return torch.tanh(self.l_linear(sines))
 
 
 class HiFT(nn.Module):
-    """hift.pt of the pack: HiFTGenerator (weight norm folded) under the release's names; forward(mel [B, 80, F])
-    -> waveform [B, F * 480]. Random like CosyVoice's: seed LibTorch's default generator for repeatable output."""
+    """hift.pt of the pack: HiFTGenerator (weight norm folded) under the release's names; vocode(mel [B, 80, F], phase,
+    noise, cache_source) -> (waveform [B, F * 480], source). CosyVoice's source draws from torch's global generator;
+    here those draws are inputs, so the caller's own generator decides them (same values for the same seed)."""
 
     def __init__(self, c: dict):
         super().__init__()
@@ -870,8 +924,24 @@ class HiFT(nn.Module):
         wav = torch.istft(spec_out, self.n_fft, self.hop, self.n_fft, window=self.stft_window)
         return torch.clamp(wav, -self.audio_limit, self.audio_limit)
 
-    def forward(self, mel: Tensor) -> Tensor:
+    @torch.jit.export
+    def vocode(self, mel: Tensor, phase: Tensor, noise: Tensor, cache_source: Tensor) -> Tuple[Tensor, Tensor]:
+        """HiFTGenerator.inference(speech_feat, cache_source) with its random draws as inputs (the caller owns the
+        generator): mel [B, 80, F]; phase [B, H+1] uniform in [0, 1) (torch.rand); noise [B, H+1, F * 480] standard
+        normal (torch.randn); cache_source [B, 1, S], S >= 0, replaces the first S source samples (the previous hop's
+        source). Returns (wav [B, F * 480], source [B, 1, F * 480])."""
         f0 = self.f0_predictor(mel)                                                   # [B, F]
         s = torch._C._nn.upsample_nearest1d(f0.unsqueeze(1), None, [float(self.upp)]).transpose(1, 2)
-        s = self.m_source(s).transpose(1, 2)                                          # [B, 1, F * upp]
-        return self.decode(mel, s)
+        s = self.m_source(s, phase, noise).transpose(1, 2)                            # [B, 1, F * upp]
+        n = cache_source.shape[2]
+        if n > 0:
+            s = torch.cat([cache_source, s[:, :, n:]], dim=2)
+        return self.decode(mel, s), s
+
+    def forward(self, mel: Tensor) -> Tensor:
+        """vocode with zero phases and no noise: deterministic, and no draw from any generator."""
+        b, f = mel.shape[0], mel.shape[2]
+        h = self.m_source.harmonic_mul.shape[2]
+        return self.vocode(mel, torch.zeros(b, h, dtype=mel.dtype, device=mel.device),
+                           torch.zeros(b, h, f * self.upp, dtype=mel.dtype, device=mel.device),
+                           torch.zeros(b, 1, 0, dtype=mel.dtype, device=mel.device))[0]

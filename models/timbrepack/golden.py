@@ -22,7 +22,8 @@ def write(pack_dir: str, out: str) -> dict:
     os.makedirs(out, exist_ok=True)
     pack = reference.Pack(pack_dir)
     spk2info = {}
-    index = {"pack": pack.manifest["name"], "pack_version": pack.manifest["version"], "cases": [], "files": {}}
+    index = {"pack": pack.manifest["name"], "pack_version": pack.manifest["version"],
+             "vocoder_seed": reference.VOCODER_SEED, "cases": [], "files": {}}
     for prompt_name, prompt_rate, prompt_text, text in CASES:
         wav_path = os.path.join(out, f"{prompt_name}.wav")
         audio.write_wav(wav_path, audio.synthetic_prompts(prompt_rate)[prompt_name], prompt_rate)

@@ -48,6 +48,16 @@ class MaskedSelfAttention(nn.Module):
         y = torch.matmul(torch.softmax(scores, dim=-1), v)
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
+    def attend(self, x: Tensor, allowed: Tensor) -> Tensor:
+        """As forward, with allowed [B, 1 or T, T] (bool): query i may see key j (chunk masks of streaming)."""
+        b, t, d = x.shape
+        qkv = self.qkv(x).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
+        scores = scores.masked_fill(~allowed.unsqueeze(1), -1e9)
+        y = torch.matmul(torch.softmax(scores, dim=-1), v)
+        return self.out(y.transpose(1, 2).reshape(b, t, d))
+
 
 class TransformerBlock(nn.Module):
     """Pre-norm transformer block over [B, T, D] with a padding mask [B, T] (bool)."""
@@ -64,6 +74,28 @@ class TransformerBlock(nn.Module):
         x = x + self.attn(self.norm1(x), mask)
         x = x + self.ff(self.norm2(x))
         return x * m
+
+    def masked(self, x: Tensor, mask: Tensor, allowed: Tensor) -> Tensor:
+        """forward with an attention mask allowed [B, 1 or T, T] besides the padding mask [B, T]."""
+        m = mask.unsqueeze(-1).to(x.dtype)
+        x = x + self.attn.attend(self.norm1(x), allowed)
+        x = x + self.ff(self.norm2(x))
+        return x * m
+
+
+def chunk_allowed(key_mask: Tensor, chunk: int) -> Tensor:
+    """key_mask [B, T] bool -> allowed [B, T, T] (chunk > 0: query i sees keys j < (i // chunk + 1) * chunk, as
+    CosyVoice's subsequent_chunk_mask with all left chunks) or [B, 1, T] (chunk 0: full attention)."""
+    keys = key_mask.unsqueeze(1)
+    if chunk <= 0:
+        return keys
+    t = key_mask.shape[1]
+    pos = torch.arange(t, device=key_mask.device)
+    block = (torch.div(pos, chunk, rounding_mode="floor") + 1) * chunk
+    allowed = keys & (pos.unsqueeze(0) < block.unsqueeze(1)).unsqueeze(0)
+    # a query row left with no key (a padded row) sees all keys, as add_optional_chunk_mask forces; it is masked later
+    empty = ~allowed.any(dim=-1, keepdim=True)
+    return allowed | empty
 
 
 def sinusoidal(positions: Tensor, dim: int) -> Tensor:
@@ -317,19 +349,28 @@ class FlowEncoder(nn.Module):
         self.up_blocks = nn.ModuleList([TransformerBlock(dim, heads, ffn) for _ in range(up_layers)])
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        m = mask.unsqueeze(-1).to(x.dtype)
-        h = F.pad(x.transpose(1, 2), (0, self.lookahead))
-        x = x + F.leaky_relu(self.pre_lookahead(h)).transpose(1, 2) * m
+        return self.chunked(x, mask, 0, 0)
+
+    def chunked(self, x: Tensor, mask: Tensor, context: int, chunk: int) -> Tensor:
+        """x [B, T, D], mask [B, T]; the last `context` frames are only lookahead input (CosyVoice's finalize=False):
+        the output covers T - context frames, x 2. chunk > 0: chunk attention (streaming), 2 * chunk after upsampling."""
+        t = x.shape[1] - context
+        main_mask = mask[:, :t]
+        m = main_mask.unsqueeze(-1).to(x.dtype)
+        h = F.pad(x.transpose(1, 2), (0, self.lookahead - context))
+        x = x[:, :t] + F.leaky_relu(self.pre_lookahead(h)).transpose(1, 2) * m
         x = x + sinusoidal(torch.arange(x.shape[1], device=x.device), x.shape[2])
+        allowed = chunk_allowed(main_mask, chunk)
         for block in self.blocks:
-            x = block(x, mask)
+            x = block.masked(x, main_mask, allowed)
         x = x.repeat_interleave(2, dim=1)
-        mask2 = mask.repeat_interleave(2, dim=1)
+        mask2 = main_mask.repeat_interleave(2, dim=1)
         m2 = mask2.unsqueeze(-1).to(x.dtype)
         x = self.up_conv((x * m2).transpose(1, 2)).transpose(1, 2) * m2
         x = x + sinusoidal(torch.arange(x.shape[1], device=x.device), x.shape[2])
+        allowed2 = chunk_allowed(mask2, 2 * chunk)
         for block in self.up_blocks:
-            x = block(x, mask2)
+            x = block.masked(x, mask2, allowed2)
         return x
 
 
@@ -356,9 +397,9 @@ class MidBlock(nn.Module):
         self.res = ResnetBlock1D(channels, channels, channels)
         self.tf = TransformerBlock(channels, heads, 4 * channels)
 
-    def forward(self, h: Tensor, mask: Tensor, key_mask: Tensor, temb: Tensor) -> Tensor:
+    def forward(self, h: Tensor, mask: Tensor, key_mask: Tensor, temb: Tensor, allowed: Tensor) -> Tensor:
         h = self.res(h, mask, temb)
-        return self.tf(h.transpose(1, 2), key_mask).transpose(1, 2)
+        return self.tf.masked(h.transpose(1, 2), key_mask, allowed).transpose(1, 2)
 
 
 class Estimator(nn.Module):
@@ -377,18 +418,23 @@ class Estimator(nn.Module):
         self.final = nn.Conv1d(channels, 80, 1)
 
     def forward(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor) -> Tensor:
+        return self.chunked(x, mask, mu, t, spks, cond, 0)
+
+    def chunked(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor, chunk: int) -> Tensor:
+        """chunk > 0: chunk attention over mel frames (CosyVoice's streaming=True), 0: full attention."""
         temb = self.time_mlp(sinusoidal(t * 1000.0, self.channels))
         h = torch.cat([x, mu, spks.unsqueeze(-1).expand(-1, -1, x.shape[2]), cond], dim=1)
         key_mask = mask[:, 0] > 0.5
+        allowed = chunk_allowed(key_mask, chunk)
         h = self.down(h, mask, temb)
         for block in self.down_tf:
-            h = block(h.transpose(1, 2), key_mask).transpose(1, 2)
+            h = block.masked(h.transpose(1, 2), key_mask, allowed).transpose(1, 2)
         skip = h
         for block in self.mid:
-            h = block(h, mask, key_mask, temb)
+            h = block(h, mask, key_mask, temb, allowed)
         h = self.up(torch.cat([h, skip], dim=1), mask, temb)
         for block in self.up_tf:
-            h = block(h.transpose(1, 2), key_mask).transpose(1, 2)
+            h = block.masked(h.transpose(1, 2), key_mask, allowed).transpose(1, 2)
         return self.final(h * mask) * mask
 
 
@@ -397,8 +443,11 @@ class Flow(nn.Module):
     one velocity evaluation; the caller runs the Euler loop with classifier-free guidance."""
 
     def __init__(self, dim: int, heads: int, ffn: int, layers: int, up_layers: int, est_channels: int,
-                 est_heads: int, est_mid: int, est_tf: int, noise_len: int):
+                 est_heads: int, est_mid: int, est_tf: int, noise_len: int, encoder_chunk: int = 25,
+                 estimator_chunk: int = 50):
         super().__init__()
+        self.encoder_chunk = encoder_chunk        # static_chunk_size of the encoder, in tokens
+        self.estimator_chunk = estimator_chunk    # static_chunk_size of the estimator, in mel frames
         self.input_embedding = nn.Embedding(SPEECH_TOKEN_SIZE, dim)
         self.spk_embed_affine_layer = nn.Linear(192, 80)
         self.encoder = FlowEncoder(dim, heads, ffn, layers, up_layers)
@@ -413,11 +462,23 @@ class Flow(nn.Module):
         """tokens int64 [B, T]: prompt speech tokens followed by new tokens, token_len int64 [B];
         prompt_feat [B, Fp, 80], prompt_feat_len int64 [B]; embedding [B, 192].
         Returns (mu [B, 80, 2T], mask [B, 1, 2T] float, spks [B, 80], cond [B, 80, 2T])."""
-        b, t = tokens.shape
+        return self.encode_streaming(tokens, token_len, prompt_feat, prompt_feat_len, embedding, 0, False)
+
+    @torch.jit.export
+    def encode_streaming(self, tokens: Tensor, token_len: Tensor, prompt_feat: Tensor, prompt_feat_len: Tensor,
+                         embedding: Tensor, context: int, streaming: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """encode for chunked streaming: the last `context` tokens of every row are lookahead only (CosyVoice's
+        finalize=False; token_len counts them) and the results cover T - context tokens; streaming: chunk attention
+        over encoder_chunk tokens (encoder_chunk * 2 frames after upsampling). encode = encode_streaming(.., 0, False)."""
+        chunk = self.encoder_chunk if streaming else 0
+        b, t_all = tokens.shape
+        t = t_all - context
         spks = self.spk_embed_affine_layer(F.normalize(embedding, dim=1))
-        tok_mask = torch.arange(t, device=tokens.device).unsqueeze(0) < token_len.unsqueeze(1)
-        x = self.input_embedding(torch.clamp(tokens, min=0)) * tok_mask.unsqueeze(-1).to(spks.dtype)
-        h = self.encoder_proj(self.encoder(x, tok_mask))                      # [B, 2T, 80]
+        all_mask = torch.arange(t_all, device=tokens.device).unsqueeze(0) < token_len.unsqueeze(1)
+        x = self.input_embedding(torch.clamp(tokens, min=0)) * all_mask.unsqueeze(-1).to(spks.dtype)
+        tok_mask = torch.arange(t, device=tokens.device).unsqueeze(0) < (token_len - context).unsqueeze(1)
+        enc_mask = torch.cat([tok_mask, all_mask[:, t:]], dim=1)
+        h = self.encoder_proj(self.encoder.chunked(x, enc_mask, context, chunk))   # [B, 2T, 80]
         mel_mask = tok_mask.repeat_interleave(2, dim=1)
         mu = (h * mel_mask.unsqueeze(-1).to(h.dtype)).transpose(1, 2)
         cond = torch.zeros(b, 2 * t, 80, dtype=h.dtype, device=h.device)
@@ -430,6 +491,12 @@ class Flow(nn.Module):
     def estimate(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor) -> Tensor:
         """One velocity evaluation: x, mu, cond [B, 80, F]; mask [B, 1, F]; t [B]; spks [B, 80]."""
         return self.estimator(x, mask, mu, t, spks, cond)
+
+    @torch.jit.export
+    def estimate_streaming(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor,
+                           streaming: bool) -> Tensor:
+        """estimate; streaming: chunk attention over estimator_chunk mel frames (CosyVoice's streaming=True)."""
+        return self.estimator.chunked(x, mask, mu, t, spks, cond, self.estimator_chunk if streaming else 0)
 
     @torch.jit.export
     def noise(self, frames: int) -> Tensor:
@@ -528,19 +595,34 @@ class HiFT(nn.Module):
         self.register_buffer("stft_window", torch.hann_window(n_fft), persistent=True)
         self.register_buffer("harmonic_mul", torch.arange(1, harmonics + 2, dtype=torch.float64), persistent=True)
 
-    def source(self, mel: Tensor) -> Tensor:
+    def source(self, mel: Tensor, phase: Tensor, noise: Tensor) -> Tensor:
+        """The NSF source [B, T]: harmonic sines from the predicted F0, starting at the random phases `phase`
+        [B, H+1] (column 0, the fundamental, is set to 0 as CosyVoice's SineGen does), plus `noise` [B, H+1, T]
+        (standard normal) scaled as SineGen scales it: 0.003 where voiced, 0.1 / 3 where not."""
         h = mel
         for conv in self.f0_convs:
             h = F.elu(conv(h))
         f0 = torch.abs(self.f0_out(h.transpose(1, 2))).squeeze(-1) * 100.0       # [B, F] Hz
         f0 = f0.repeat_interleave(self.upp, dim=1)                                 # [B, T]
+        start = phase.double().clone()
+        start[:, 0] = 0.0
         cycles = torch.cumsum(f0.double().unsqueeze(-1) * self.harmonic_mul / self.sample_rate, dim=1)
+        cycles = cycles + start.unsqueeze(1)
         sines = 0.1 * torch.sin(2.0 * math.pi * torch.remainder(cycles, 1.0)).float()   # [B, T, H+1]
         voiced = (f0 > 10.0).to(sines.dtype).unsqueeze(-1)
-        return torch.tanh(self.source_merge(sines * voiced)).squeeze(-1)           # [B, T]
+        noise_amp = voiced * 0.003 + (1.0 - voiced) * (0.1 / 3.0)
+        sines = sines * voiced + noise_amp * noise.transpose(1, 2)
+        return torch.tanh(self.source_merge(sines)).squeeze(-1)                   # [B, T]
 
-    def forward(self, mel: Tensor) -> Tensor:
-        src = self.source(mel)
+    @torch.jit.export
+    def vocode(self, mel: Tensor, phase: Tensor, noise: Tensor, cache_source: Tensor) -> Tuple[Tensor, Tensor]:
+        """mel [B, 80, F] -> (wav [B, F * 480], source [B, 1, F * 480]). The random draws are inputs (the caller owns
+        the generator): phase [B, H+1] uniform, noise [B, H+1, F * 480] standard normal. cache_source [B, 1, S]
+        (S may be 0) replaces the first S source samples: the previous hop's source, as CosyVoice's HiFT cache."""
+        src = self.source(mel, phase, noise)
+        s = cache_source.shape[2]
+        if s > 0:
+            src = torch.cat([cache_source[:, 0, :], src[:, s:]], dim=1)
         spec = torch.stft(src, self.n_fft, self.hop, window=self.stft_window, center=True, return_complex=True)
         src_feat = torch.cat([spec.real, spec.imag], dim=1)                      # [B, n_fft + 2, T / hop + 1]
         x = self.conv_pre(mel)
@@ -549,7 +631,15 @@ class HiFT(nn.Module):
         x = self.conv_post(F.leaky_relu(x))
         half = self.n_fft // 2 + 1
         magnitude = torch.clamp(torch.exp(x[:, :half]), max=100.0)
-        phase = torch.sin(x[:, half:])
-        spec_out = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
+        phase_out = torch.sin(x[:, half:])
+        spec_out = torch.complex(magnitude * torch.cos(phase_out), magnitude * torch.sin(phase_out))
         wav = torch.istft(spec_out, self.n_fft, self.hop, self.n_fft, window=self.stft_window, center=True)
-        return torch.clamp(wav, -0.99, 0.99)
+        return torch.clamp(wav, -0.99, 0.99), src.unsqueeze(1)
+
+    def forward(self, mel: Tensor) -> Tensor:
+        """vocode with zero phases and zero noise (deterministic); the engine calls vocode."""
+        b, f = mel.shape[0], mel.shape[2]
+        h = self.harmonic_mul.shape[0]
+        zeros = torch.zeros(b, h, f * self.upp, dtype=mel.dtype, device=mel.device)
+        return self.vocode(mel, torch.zeros(b, h, dtype=mel.dtype, device=mel.device), zeros,
+                           torch.zeros(b, 1, 0, dtype=mel.dtype, device=mel.device))[0]

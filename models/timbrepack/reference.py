@@ -126,9 +126,26 @@ def mel(pack: Pack, tokens: List[int], spk: Dict[str, torch.Tensor]) -> torch.Te
     return x[:, :, feat.shape[1]:].contiguous()
 
 
+VOCODER_SEED = 0   # the seed Vocoder.vocode(mel) uses for callers without their own RandomSource
+
+
+def vocoder_draws(pack: Pack, frames: int, gen: torch.Generator):
+    """The vocoder's random inputs, drawn from the caller's generator in CosyVoice's order and amount (SineGen2's
+    initial phases, its noise, then the source module's noise that CosyVoice draws and discards)."""
+    h = pack.manifest["vocoder"]["source_harmonics"]
+    samples = frames * pack.manifest["audio"]["samples_per_mel_frame"]
+    phase = torch.rand(1, h, generator=gen)
+    noise = torch.empty(1, h, samples)
+    noise.transpose(1, 2).normal_(generator=gen)     # CosyVoice's randn_like of [B, L, H] sines with [B, H, L] memory
+    torch.randn(1, samples, 1, generator=gen)
+    return phase, noise
+
+
 @torch.inference_mode()
-def vocode(pack: Pack, m: torch.Tensor) -> torch.Tensor:
-    return pack.hift(m)
+def vocode(pack: Pack, m: torch.Tensor, seed: int = VOCODER_SEED) -> torch.Tensor:
+    """The whole mel at once, with draws from a generator seeded with `seed` (the Java engine: RandomSource)."""
+    phase, noise = vocoder_draws(pack, m.shape[2], torch.Generator().manual_seed(seed))
+    return pack.hift.vocode(m, phase, noise, torch.zeros(1, 1, 0))[0]
 
 
 def synthesize(pack: Pack, text: str, spk: Dict[str, torch.Tensor]) -> dict:

@@ -11,7 +11,7 @@ import torch
 from . import FORMAT_ID, onnxmodels
 
 # module key in pack.json -> method -> ((argument name, TorchScript type), ...) in order, without self.
-T, I = "Tensor", "int"
+T, I, B = "Tensor", "int", "bool"
 METHODS: Dict[str, Dict[str, Tuple[Tuple[str, str], ...]]] = {
     "frontend": {
         "resample": (("wav", T), ("orig", I), ("new", I)),
@@ -27,12 +27,17 @@ METHODS: Dict[str, Dict[str, Tuple[Tuple[str, str], ...]]] = {
         "encode": (("tokens", T), ("token_len", T), ("prompt_feat", T), ("prompt_feat_len", T), ("embedding", T)),
         "estimate": (("x", T), ("mask", T), ("mu", T), ("t", T), ("spks", T), ("cond", T)),
         "noise": (("frames", I),),
+        "encode_streaming": (("tokens", T), ("token_len", T), ("prompt_feat", T), ("prompt_feat_len", T),
+                             ("embedding", T), ("context", I), ("streaming", B)),
+        "estimate_streaming": (("x", T), ("mask", T), ("mu", T), ("t", T), ("spks", T), ("cond", T), ("streaming", B)),
     },
     "vocoder": {
         "forward": (("mel", T),),
+        "vocode": (("mel", T), ("phase", T), ("noise", T), ("cache_source", T)),
     },
 }
 REQUIRED_KEYS = ["format", "name", "version", "size", "weights", "audio", "text", "frontend", "llm", "flow", "vocoder",
+                 "streaming",
                  "parameters", "files"]
 
 
@@ -185,10 +190,28 @@ def smoke(modules: Dict[str, torch.jit.ScriptModule], manifest: dict) -> None:
                         torch.cat([cond, torch.zeros_like(cond)]))
     _expect(tuple(vel.shape) == (2, 80, 24) and bool(torch.isfinite(vel).all()), f"flow.estimate: shape {tuple(vel.shape)}")
 
-    wav = hift(torch.randn(1, 80, 10, generator=gen))
+    st = manifest["streaming"]
+    look = st["pre_lookahead_len"]
+    mu2, mask2, spks2, cond2 = flow.encode_streaming(tokens, torch.tensor([12]), pf, torch.tensor([10]), emb, look, True)
+    frames = 2 * (12 - look)
+    _expect(tuple(mu2.shape) == (1, 80, frames) and tuple(mask2.shape) == (1, 1, frames),
+            f"flow.encode_streaming: shapes {tuple(mu2.shape)} {tuple(mask2.shape)}, wanted {frames} frames")
+    vel2 = flow.estimate_streaming(torch.cat([x[:, :, :frames]] * 2), torch.cat([mask2, mask2]), torch.cat([mu2, mu2]),
+                                   torch.tensor([0.5, 0.5]), torch.cat([spks2, spks2]), torch.cat([cond2, cond2]), True)
+    _expect(tuple(vel2.shape) == (2, 80, frames) and bool(torch.isfinite(vel2).all()),
+            f"flow.estimate_streaming: shape {tuple(vel2.shape)}")
+
+    mel = torch.randn(1, 80, 10, generator=gen)
+    wav = hift(mel)
     spf = manifest["audio"]["samples_per_mel_frame"]
     _expect(tuple(wav.shape) == (1, 10 * spf) and bool(torch.isfinite(wav).all()),
             f"vocoder.forward: shape {tuple(wav.shape)}, wanted (1, {10 * spf})")
+    h = manifest["vocoder"]["source_harmonics"]
+    wav2, src = hift.vocode(mel, torch.rand(1, h, generator=gen), torch.randn(1, h, 10 * spf, generator=gen),
+                            torch.zeros(1, 1, 2 * spf))
+    _expect(tuple(wav2.shape) == (1, 10 * spf) and tuple(src.shape) == (1, 1, 10 * spf)
+            and bool(torch.isfinite(wav2).all()) and float(src[0, 0, :2 * spf].abs().max()) == 0.0,
+            f"vocoder.vocode: shapes {tuple(wav2.shape)} {tuple(src.shape)}, or the cache source was not used")
 
 
 def check(directory: str, log: Callable[[str], None] = print, run_smoke: bool = True) -> dict:

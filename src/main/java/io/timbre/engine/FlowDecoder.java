@@ -42,22 +42,43 @@ public final class FlowDecoder {
      */
     public Tensor decode(SpeakerFeatures spk, int[] tokens, java.util.function.BooleanSupplier cancelled,
                          java.util.function.IntConsumer afterStep) {
+        return run(spk, tokens, tokens.length, 0, false, false, cancelled, afterStep);
+    }
+
+    /**
+     * One streamed hop's flow, as CosyVoice's {@code flow.inference(streaming, finalize)}: the first {@code count}
+     * of {@code tokens} after the prompt; with {@code context} > 0 the last {@code context} of them are only the
+     * encoder's lookahead (finalize=False) and the mel covers count - context tokens; {@code streaming}: the chunk
+     * attention masks of the encoder and the estimator ({@code encode_streaming} / {@code estimate_streaming}).
+     *
+     * @return the mel after the prompt, [1, 80, 2 * (count - context)]
+     */
+    public Tensor decodeStreaming(SpeakerFeatures spk, int[] tokens, int count, int context, boolean streaming,
+                                  java.util.function.BooleanSupplier cancelled) {
+        return run(spk, tokens, count, context, streaming, true, cancelled, step -> { });
+    }
+
+    private Tensor run(SpeakerFeatures spk, int[] tokens, int used, int context, boolean streaming, boolean streamingMethods,
+                       java.util.function.BooleanSupplier cancelled, java.util.function.IntConsumer afterStep) {
         var dev = pack.device;
-        long count = (long) spk.tokenLength() + tokens.length;
-        long frames = 2L * count;
+        long count = (long) spk.tokenLength() + used;
+        long frames = 2L * (count - context);
         if (frames > pack.manifest.noiseFrames()) {
             throw new IllegalArgumentException("segment too long for the flow: " + frames + " mel frames, the pack's noise covers "
                     + pack.manifest.noiseFrames());
         }
-        long[] fresh = new long[tokens.length];
-        for (int i = 0; i < tokens.length; i++) {
+        long[] fresh = new long[used];
+        for (int i = 0; i < used; i++) {
             fresh[i] = tokens[i];
         }
         // the prompt's tokens stay on the device: joined there, not copied to the heap and back per segment
         Tensor ids = Tensors.cat(1, spk.speechTokens().to(ScalarType.Long),
                 Tensors.on(Tensors.longs(fresh, 1, fresh.length), dev));
-        IValue enc = Tensors.call(pack.encode, ids, Tensors.on(Tensors.longs(new long[]{count}, 1), dev), spk.speechFeat(),
-                Tensors.on(Tensors.longs(new long[]{spk.featFrames()}, 1), dev), spk.embedding());
+        Tensor countT = Tensors.on(Tensors.longs(new long[]{count}, 1), dev);
+        Tensor featLen = Tensors.on(Tensors.longs(new long[]{spk.featFrames()}, 1), dev);
+        IValue enc = streamingMethods
+                ? Tensors.call(pack.encodeStreaming, ids, countT, spk.speechFeat(), featLen, spk.embedding(), (long) context, streaming)
+                : Tensors.call(pack.encode, ids, countT, spk.speechFeat(), featLen, spk.embedding());
         Tensor mu = Tensors.element(enc, 0);
         Tensor mask = Tensors.element(enc, 1);
         Tensor spks = Tensors.element(enc, 2);
@@ -77,7 +98,9 @@ public final class FlowDecoder {
                 throw new SynthesisJob.CancelledException();
             }
             Tensor tIn = Tensors.on(Tensors.floats(new float[]{t, t}, 2), dev);
-            Tensor v = Tensors.tensor(Tensors.call(pack.estimate, Tensors.cat(0, x, x), maskIn, muIn, tIn, spksIn, condIn));
+            Tensor v = Tensors.tensor(streamingMethods
+                    ? Tensors.call(pack.estimateStreaming, Tensors.cat(0, x, x), maskIn, muIn, tIn, spksIn, condIn, streaming)
+                    : Tensors.call(pack.estimate, Tensors.cat(0, x, x), maskIn, muIn, tIn, spksIn, condIn));
             Tensor guided = v.narrow(0, 0, 1).mul(condWeight).sub(v.narrow(0, 1, 1).mul(uncondWeight));
             x = x.add(guided.mul(new Scalar(dt)));
             t = t + dt;

@@ -43,6 +43,8 @@ public final class ModelPack implements AutoCloseable {
     final Method encode;
     final Method estimate;
     final Method noise;
+    final Method encodeStreaming;
+    final Method estimateStreaming;
     final Method vocode;
     /** campplus.onnx and speech_tokenizer_v2.onnx; opened last, so a refusal leaves nothing open. */
     final OnnxModels onnx;
@@ -65,7 +67,9 @@ public final class ModelPack implements AutoCloseable {
         this.encode = method(flow, "flow", "encode");
         this.estimate = method(flow, "flow", "estimate");
         this.noise = method(flow, "flow", "noise");
-        this.vocode = method(vocoder, "vocoder", "forward");
+        this.encodeStreaming = method(flow, "flow", "encode_streaming");
+        this.estimateStreaming = method(flow, "flow", "estimate_streaming");
+        this.vocode = method(vocoder, "vocoder", "vocode");
         this.onnx = OnnxModels.open(dir, manifest, onnxOptions, device.is_cuda() ? Math.max(0, device.index()) : -1);
     }
 
@@ -166,7 +170,7 @@ public final class ModelPack implements AutoCloseable {
 
     private Pointer[] owned() {
         return new Pointer[]{resample, kaldiFbank, whisperLogMel, speechFeat, prefill, decode,
-                encode, estimate, noise, vocode, frontend, llm, flow, vocoder, device};
+                encode, estimate, noise, encodeStreaming, estimateStreaming, vocode, frontend, llm, flow, vocoder, device};
     }
 
     /** The ONNX sessions (tests check that closing the pack closes them). */

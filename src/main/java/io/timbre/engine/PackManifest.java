@@ -21,13 +21,23 @@ public record PackManifest(
         int speechTokenSize, int vocabSize, int[] stopTokens, Sampling sampling,
         int flowSteps, double cfgRate, int noiseFrames,
         Map<String, FileEntry> files, Map<String, String> moduleFiles,
-        String speakerEncoder, String speechTokenizer) {
+        String speakerEncoder, String speechTokenizer,
+        int sourceHarmonics, Streaming streaming) {
 
     /** Version 2: the speaker encoder and the speech tokenizer are the release's ONNX files (frontend.speaker_encoder,
      * frontend.speech_tokenizer), frontend.pt keeps only the DSP. */
     public static final String FORMAT = "timbre-pack/2";
 
     public record FileEntry(String sha256, long bytes) {
+    }
+
+    /**
+     * pack.json {@code streaming}: the flow's chunk sizes (encoder in tokens, estimator in mel frames) and
+     * CosyVoice2Model's hop constants (token_hop_len, growth to max_token_hop_len by hop_scale_factor,
+     * pre_lookahead_len, HiFT's mel and source cache).
+     */
+    public record Streaming(int tokenHopLen, int maxTokenHopLen, int hopScaleFactor, int preLookaheadLen,
+                            int encoderChunk, int estimatorChunk, int melCacheFrames, int sourceCacheSamples) {
     }
 
     /** CosyVoice's ras_sampling parameters and the min/max speech-token lengths per text token. */
@@ -87,7 +97,19 @@ public record PackManifest(
                         s.path("tau_r").asDouble(0.1), s.path("min_token_text_ratio").asDouble(2),
                         s.path("max_token_text_ratio").asDouble(20)),
                 need(flow, "n_timesteps", dir).asInt(), need(flow, "cfg_rate", dir).asDouble(),
-                need(flow, "noise_frames", dir).asInt(), files, modules, speakerEncoder, speechTokenizer);
+                need(flow, "noise_frames", dir).asInt(), files, modules, speakerEncoder, speechTokenizer,
+                need(need(root, "vocoder", dir), "source_harmonics", dir).asInt(), streaming(root, dir));
+    }
+
+    private static Streaming streaming(JsonNode root, Path dir) {
+        JsonNode s = root.get("streaming");
+        if (s == null || s.isNull()) {
+            return null;
+        }
+        return new Streaming(need(s, "token_hop_len", dir).asInt(), need(s, "max_token_hop_len", dir).asInt(),
+                need(s, "hop_scale_factor", dir).asInt(), need(s, "pre_lookahead_len", dir).asInt(),
+                need(s, "encoder_chunk", dir).asInt(), need(s, "estimator_chunk", dir).asInt(),
+                need(s, "mel_cache_frames", dir).asInt(), need(s, "source_cache_samples", dir).asInt());
     }
 
     private static JsonNode need(JsonNode node, String key, Path dir) {

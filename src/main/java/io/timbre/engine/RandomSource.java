@@ -1,78 +1,91 @@
 package io.timbre.engine;
 
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch;
-import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * The random draws of one segment of one request: a LibTorch CPU generator (mt19937, the same engine and draws
- * as {@code torch.manual_seed(seed)} followed by the same calls) seeded from the request's seed and the segment's
- * index, so a segment's noise depends on nothing else that runs in the process. One thread at a time: the runner
- * hands it to the segment's vocoder (and, for chunked streaming, to its hop decoder, which draws in hop order).
- * Owns its generator; {@link #close()} frees it and is idempotent.
+ * A request's own random generator: a LibTorch CPU generator (mt19937, the generator behind {@code torch.manual_seed})
+ * that no other request and no other thread draws from, so the same seed gives the same draws whatever runs beside
+ * it. {@code new RandomSource(s)} draws exactly what Python's {@code torch.manual_seed(s)} followed by the same
+ * {@code torch.rand}/{@code torch.randn} calls on the CPU draws. Single-threaded: one owner at a time (the request's
+ * segment). Owns the native generator; {@link #close()} frees it (idempotent).
  */
 public final class RandomSource implements AutoCloseable {
+    private final Generator generator;
+    private final GeneratorOptional option;
     private final long seed;
-    private Generator generator;   // made at the first draw: packs whose vocoder draws nothing never need one
-    private boolean closed;
+    private final AtomicBoolean closed = new AtomicBoolean();
 
-    private RandomSource(long seed) {
+    public RandomSource(long seed) {
+        NativeTorch.ensureLoaded();
         this.seed = seed;
+        try (PointerScope scope = new PointerScope()) {   // outlives whatever scope the caller has open
+            this.generator = torch.createCPUGenerator(seed);
+            this.option = new GeneratorOptional(generator);
+            generator.retainReference();
+            option.retainReference();
+        }
     }
 
-    /** The source of segment {@code segment} of a request with seed {@code requestSeed}. */
-    public static RandomSource forSegment(long requestSeed, int segment) {
-        return new RandomSource(segmentSeed(requestSeed, segment));
+    /** The generator of segment {@code segment} of a request seeded with {@code seed}: distinct per segment. */
+    public static RandomSource forSegment(long seed, int segment) {
+        return new RandomSource(segmentSeed(seed, segment));
     }
 
-    /** A source with exactly this seed (conformance: CosyVoice's {@code torch.manual_seed(seed)}). */
-    public static RandomSource seeded(long seed) {
-        return new RandomSource(seed);
-    }
-
-    /** Each segment gets its own stream derived from the request seed, independent of scheduling. */
-    static long segmentSeed(long seed, int segment) {
-        return seed * 0x9E3779B97F4A7C15L + segment * 0xBF58476D1CE4E5B9L + 1;
+    /** SplitMix64 of (seed, segment): neighbouring seeds and segments give unrelated generator seeds. */
+    public static long segmentSeed(long seed, int segment) {
+        long z = seed + 0x9E3779B97F4A7C15L * (segment + 1L);
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
     }
 
     public long seed() {
         return seed;
     }
 
-    /** Uniform [0, 1) float32 of this shape, attached to the caller's PointerScope. */
-    public Tensor rand(long... shape) {
-        return torch.rand(shape, new GeneratorOptional(generator()), new TensorOptions(ScalarType.Float));
+    /** float32 uniform in [0, 1) on the CPU ({@code torch.rand(shape, generator=g)}), in the caller's scope. */
+    public Tensor uniform(long... shape) {
+        check();
+        return torch.rand(shape, option);
     }
 
-    /** Standard normal float32 of this shape, attached to the caller's PointerScope. */
-    public Tensor randn(long... shape) {
-        return torch.randn(shape, new GeneratorOptional(generator()), new TensorOptions(ScalarType.Float));
+    /** float32 standard normal on the CPU ({@code torch.randn(shape, generator=g)}), in the caller's scope. */
+    public Tensor normal(long... shape) {
+        check();
+        return torch.randn(shape, option);
     }
 
-    private Generator generator() {
-        if (closed) {
-            throw new IllegalStateException("the random source is closed");
+    /**
+     * float32 standard normal [b, h, n] whose memory is filled in the order of its [b, n, h] transpose, as
+     * {@code torch.randn_like(x)} fills an x that is a transposed [b, h, n] tensor (CosyVoice's SineGen noise):
+     * a non-contiguous fill draws element by element, a contiguous {@code randn} in blocks of 16, so the two give
+     * different numbers from the same generator state.
+     */
+    public Tensor normalTransposed(long b, long h, long n) {
+        check();
+        Tensor x = torch.zeros(b, h, n);
+        x.transpose(1, 2).normal_(0.0, 1.0, option);
+        return x;
+    }
+
+    private void check() {
+        if (closed.get()) {
+            throw new IllegalStateException("RandomSource is closed");
         }
-        if (generator == null) {
-            NativeTorch.ensureLoaded();
-            generator = torch.createCPUGenerator(seed);
-            generator.retainReference();   // owned here, not by whatever PointerScope is open at the first draw
-        }
-        return generator;
     }
 
     @Override
     public void close() {
-        if (closed) {
+        if (!closed.compareAndSet(false, true)) {
             return;
         }
-        closed = true;
-        if (generator != null) {
-            generator.releaseReference();
-            generator = null;
-        }
+        option.releaseReference();
+        generator.releaseReference();
     }
 }

@@ -240,7 +240,7 @@ public final class Synthesizer implements AutoCloseable {
         for (int i = 0; i < segments.size(); i++) {
             long[] ids = tokenizer.encode(segments.get(i));
             Sampler sampler = options.greedy() ? Sampler.greedy(pack.manifest)
-                    : Sampler.seeded(pack.manifest, RandomSource.segmentSeed(options.seed(), i));
+                    : Sampler.seeded(pack.manifest, samplerSeed(options.seed(), i));
             inputs.add(new SpeechLm.Input(promptText, ids, promptSpeech, sampler, maxTokens));
         }
         SynthesisJob job = new SynthesisJob(this, spk, inputs, options.seed(), options.speed());
@@ -260,6 +260,15 @@ public final class Synthesizer implements AutoCloseable {
             lock.unlock();
         }
         return job;
+    }
+
+    /**
+     * The sampler's seed of a segment, derived from the request seed alone (independent of scheduling); unchanged
+     * since the first release, so sampled answers keep their tokens. The vocoder's draws come from
+     * {@link RandomSource#forSegment}.
+     */
+    static long samplerSeed(long seed, int segment) {
+        return seed * 0x9E3779B97F4A7C15L + segment * 0xBF58476D1CE4E5B9L + 1;
     }
 
     private int retryAfter() {

@@ -95,7 +95,7 @@ public final class Tensors {
         return torch.cat(v, dim);
     }
 
-    /** Calls a TorchScript method; ints become int arguments, tensors tensor arguments. */
+    /** Calls a TorchScript method; ints become int arguments, booleans bool arguments, tensors tensor arguments. */
     public static IValue call(Method method, Object... args) {
         IValue[] values = new IValue[args.length];
         for (int i = 0; i < args.length; i++) {
@@ -106,6 +106,8 @@ public final class Tensors {
                 values[i] = new IValue(l.longValue());
             } else if (a instanceof Integer n) {
                 values[i] = new IValue((long) n);
+            } else if (a instanceof Boolean b) {
+                values[i] = new IValue(b.booleanValue());
             } else {
                 throw new IllegalArgumentException("unsupported argument " + a);
             }

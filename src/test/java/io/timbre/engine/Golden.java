@@ -37,6 +37,15 @@ final class Golden {
         }
     }
 
+    /** golden.json's vocoder_seed: the RandomSource seed the reference vocoded every case with. */
+    static long vocoderSeed() {
+        try {
+            return new ObjectMapper().readTree(DIR.resolve("golden.json").toFile()).get("vocoder_seed").asLong();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     /** A torch.save'd dict of tensors; values are attached to the caller's PointerScope. */
     static GenericDict load(Path file) {
         NativeTorch.ensureLoaded();
