@@ -27,7 +27,10 @@ public final class SynthesisJob implements AutoCloseable {
     final long seed;
     final double speed;
     private final Synthesizer owner;
-    private final float[][] audio;
+    private final java.util.ArrayDeque<float[]>[] chunks;   // audio not yet handed out, per segment, in order
+    private final boolean[] complete;                        // every chunk of the segment is in chunks
+    final boolean hops;                                      // streamed by hop (HopDecoder) rather than by segment
+    private final java.util.concurrent.atomic.AtomicInteger hopsWhileGenerating = new java.util.concurrent.atomic.AtomicInteger();
     private final int[] tokenCounts;
     private final List<Task> tasks = new ArrayList<>();
     private final boolean[] settledSegments;
@@ -44,14 +47,20 @@ public final class SynthesisJob implements AutoCloseable {
     private Throwable failure;
     private boolean closed;
 
-    SynthesisJob(Synthesizer owner, SpeakerFeatures features, List<SpeechLm.Input> inputs, long seed, double speed) {
+    @SuppressWarnings("unchecked")
+    SynthesisJob(Synthesizer owner, SpeakerFeatures features, List<SpeechLm.Input> inputs, long seed, double speed, boolean hops) {
         this.owner = owner;
         this.seed = seed;
+        this.hops = hops;
         this.speed = speed;
         this.features = features;
         this.inputs = inputs;
         this.segments = inputs.size();
-        this.audio = new float[segments][];
+        this.chunks = new java.util.ArrayDeque[segments];
+        for (int i = 0; i < segments; i++) {
+            chunks[i] = new java.util.ArrayDeque<>();
+        }
+        this.complete = new boolean[segments];
         this.tokenCounts = new int[segments];
         this.settledSegments = new boolean[segments];
     }
@@ -94,7 +103,10 @@ public final class SynthesisJob implements AutoCloseable {
     /** What {@link #next(long)} returns when the next segment is not ready within the wait. */
     public static final float[] NOT_YET = new float[0];
 
-    /** The next segment's samples, in order, once vocoded; null after the last one. */
+    /**
+     * The next samples, in order, once vocoded: a whole segment, or with hop streaming one hop of it; null after
+     * the last.
+     */
     public float[] next() throws InterruptedException {
         return next(0);
     }
@@ -116,10 +128,17 @@ public final class SynthesisJob implements AutoCloseable {
                 if (cancelled) {
                     throw new CancelledException();
                 }
-                if (audio[emitted] != null) {
-                    float[] a = audio[emitted];
-                    audio[emitted++] = null;
+                java.util.ArrayDeque<float[]> q = chunks[emitted];
+                if (!q.isEmpty()) {
+                    float[] a = q.poll();
+                    if (q.isEmpty() && complete[emitted]) {
+                        emitted++;
+                    }
                     return a;
+                }
+                if (complete[emitted]) {
+                    emitted++;
+                    continue;
                 }
                 if (millis == 0) {
                     wait();
@@ -219,12 +238,36 @@ public final class SynthesisJob implements AutoCloseable {
     }
 
     void segmentReady(int segment, float[] pcm, long flow, long vocoder) {
+        chunk(segment, pcm, flow, vocoder);
+        segmentComplete(segment);
+    }
+
+    /** One hop's samples of a segment streamed by hop (the segment goes on). */
+    void chunk(int segment, float[] pcm, long flow, long vocoder) {
         flowNanos.addAndGet(flow);
         vocoderNanos.addAndGet(vocoder);
         synchronized (this) {
-            audio[segment] = pcm;
+            chunks[segment].add(pcm);
+            notifyAll();
+        }
+    }
+
+    /** Every chunk of the segment is out and it no longer uses the engine. */
+    void segmentComplete(int segment) {
+        synchronized (this) {
+            complete[segment] = true;
         }
         settle(segment);
+    }
+
+    /** A hop was handed to a worker while its segment's LLM row was still generating. */
+    void hopWhileGenerating() {
+        hopsWhileGenerating.incrementAndGet();
+    }
+
+    /** Hops handed on before their segment's LLM row had finished: chunked streaming at work. */
+    public int hopsWhileGenerating() {
+        return hopsWhileGenerating.get();
     }
 
     void fail(Throwable t) {

@@ -34,10 +34,18 @@ import java.util.concurrent.locks.ReentrantLock;
 public final class Synthesizer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Synthesizer.class);
 
-    /** @param speed CosyVoice's speed: the mel is stretched in time by 1/speed before the vocoder (pitch kept) */
-    public record Options(long seed, boolean greedy, double speed) {
+    /**
+     * @param speed CosyVoice's speed: the mel is stretched in time by 1/speed before the vocoder (pitch kept)
+     * @param hops  stream by hop as CosyVoice 2 does (tokens go to a per-segment {@link HopDecoder} as they are
+     *              sampled); needs a pack with a streaming section and speed 1, else segments stream whole
+     */
+    public record Options(long seed, boolean greedy, double speed, boolean hops) {
         public Options(long seed, boolean greedy) {
-            this(seed, greedy, 1.0);
+            this(seed, greedy, 1.0, false);
+        }
+
+        public Options(long seed, boolean greedy, double speed) {
+            this(seed, greedy, speed, false);
         }
     }
 
@@ -243,7 +251,8 @@ public final class Synthesizer implements AutoCloseable {
                     : Sampler.seeded(pack.manifest, samplerSeed(options.seed(), i));
             inputs.add(new SpeechLm.Input(promptText, ids, promptSpeech, sampler, maxTokens));
         }
-        SynthesisJob job = new SynthesisJob(this, spk, inputs, options.seed(), options.speed());
+        boolean hops = options.hops() && options.speed() == 1.0 && pack.manifest.streaming() != null;
+        SynthesisJob job = new SynthesisJob(this, spk, inputs, options.seed(), options.speed(), hops);
         lock.lock();
         try {
             if (!running) {
@@ -339,7 +348,13 @@ public final class Synthesizer implements AutoCloseable {
                         continue;
                     }
                     int size = batch.size();
-                    batch.step(this::dropIfCancelled, r -> vocode(segments.remove(r), r.tokens()));
+                    batch.step(this::dropIfCancelled, r -> finished(segments.remove(r), r));
+                    for (SpeechLm.Row r : batch.rows()) {   // hop streams: hand on what the step sampled
+                        Segment s = segments.get(r);
+                        if (s != null && s.hop() != null) {
+                            s.hop().offer(r, false);
+                        }
+                    }
                     steps.incrementAndGet();
                     rowSteps.addAndGet(size);
                     largest = Math.max(largest, size);
@@ -362,7 +377,139 @@ public final class Synthesizer implements AutoCloseable {
         }
     }
 
-    private record Segment(SynthesisJob job, int index) {
+    /** A segment in the LLM batch; {@code hop} is its hop stream when the request streams by hop. */
+    private record Segment(SynthesisJob job, int index, HopStream hop) {
+    }
+
+    /**
+     * The runner's side of one segment streamed by hop: its {@link HopDecoder} and {@link RandomSource}, the tokens
+     * sampled so far, and whether a hop is running. The scheduler offers tokens after every step; a hop runs on a
+     * worker when the decoder is ready and none of this segment's hops is running (a segment's hops run in order,
+     * one at a time, interleaved with other requests' work); a finished hop starts the next itself once the LLM is
+     * done (no polling). The decoder is touched only by the thread that set {@code running}, or under this monitor
+     * while nothing runs.
+     */
+    private final class HopStream {
+        final SynthesisJob job;
+        final int index;
+        final RandomSource random;
+        final HopDecoder decoder;
+        private int[] tokens = new int[0];
+        private boolean llmDone;
+        private boolean running;
+        private boolean closed;
+
+        HopStream(SynthesisJob job, int index) {
+            this.job = job;
+            this.index = index;
+            this.random = RandomSource.forSegment(job.seed, index);
+            HopDecoder d;
+            try {
+                d = new HopDecoder(pack, job.features, random);
+            } catch (RuntimeException e) {
+                random.close();
+                throw e;
+            }
+            this.decoder = d;
+        }
+
+        /** Scheduler thread, after a step: the row's tokens so far ({@code done}: all of them). */
+        synchronized void offer(SpeechLm.Row row, boolean done) {
+            if (closed) {
+                return;
+            }
+            if (done) {
+                llmDone = true;
+                tokens = row.tokens();
+            }
+            if (running) {
+                return;   // the running hop starts the next one when the LLM is done, else the next step offers again
+            }
+            if (!done) {
+                if (!decoder.ready(row.count(), false)) {
+                    return;
+                }
+                tokens = row.tokens();
+            }
+            launch();
+        }
+
+        /** Under the monitor: hands the next hop to a worker. */
+        private void launch() {
+            running = true;
+            if (!llmDone) {
+                job.hopWhileGenerating();
+            }
+            try {
+                workers.execute(this::runHop);
+            } catch (RuntimeException e) {   // the pool is shut down
+                running = false;
+                job.fail(e);
+                closeAndSettle();
+            }
+        }
+
+        private void runHop() {
+            int[] t;
+            boolean done;
+            synchronized (this) {
+                t = tokens;
+                done = llmDone;
+            }
+            try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
+                if (!job.cancelled()) {
+                    float[] pcm = decoder.next(t, done, job::cancelled);
+                    flowSteps.addAndGet(pack.manifest.flowSteps());
+                    vocoderCalls.incrementAndGet();
+                    job.chunk(index, pcm, decoder.lastFlowNanos(), decoder.lastVocoderNanos());
+                }
+            } catch (SynthesisJob.CancelledException e) {
+                // the job is cancelled: settled below
+            } catch (RuntimeException | Error e) {
+                job.fail(e);
+            }
+            synchronized (this) {
+                running = false;
+                if (job.cancelled() || closed) {
+                    closeAndSettle();
+                } else if (decoder.finished()) {
+                    closeAndSettle();
+                } else if (llmDone) {
+                    launch();
+                }
+            }
+        }
+
+        /** The row left the batch without finishing (cancelled, failed): settles now, or when the running hop ends. */
+        synchronized void abandon() {
+            llmDone = true;
+            if (!running) {
+                closeAndSettle();
+            } else {
+                closed = true;   // the running hop settles
+            }
+        }
+
+        /** Under the monitor, with no hop running: frees the decoder and the generator, the segment is complete. */
+        private void closeAndSettle() {
+            closed = true;
+            decoder.close();
+            random.close();
+            if (job.cancelled()) {
+                job.settle(index);
+            } else {
+                job.segmentComplete(index);
+            }
+        }
+    }
+
+    /** The segment no longer generates and will not be vocoded here (cancelled, failed). */
+    private static void release(Segment s) {
+        if (s.hop() != null) {
+            s.hop().abandon();
+        } else {
+            s.job().settle(s.index());
+        }
     }
 
     /**
@@ -393,7 +540,17 @@ public final class Synthesizer implements AutoCloseable {
         isolatedFailures.incrementAndGet();
         LOG.warnf("a segment's LLM prefill failed; its request fails alone: %s", lastLine(e.getMessage()));
         s.job().fail(new IllegalStateException("the speech model could not start this request (its speaker features or text are not usable)", e));
-        s.job().settle(s.index());
+        release(s);
+    }
+
+    /** A row completed its tokens: whole-segment flow and vocoder, or the rest of its hop stream. */
+    private void finished(Segment s, SpeechLm.Row row) {
+        if (s.hop() == null) {
+            vocode(s, row.tokens());
+            return;
+        }
+        s.job().tokensDone(s.index(), row.count());
+        s.hop().offer(row, true);
     }
 
     /** TorchScript puts the error itself on the last line of its traceback. */
@@ -409,7 +566,7 @@ public final class Synthesizer implements AutoCloseable {
         Segment s = segments.get(row);
         if (s.job().cancelled()) {
             segments.remove(row);
-            s.job().settle(s.index());   // its cache row is dropped in this step
+            release(s);   // its cache row is dropped in this step
             return true;
         }
         return false;
@@ -425,7 +582,7 @@ public final class Synthesizer implements AutoCloseable {
         for (SpeechLm.Row r : all) {
             Segment s = segments.remove(r);
             s.job().fail(e);
-            s.job().settle(s.index());
+            release(s);
         }
         if (!running) {
             lock.lock();
@@ -495,7 +652,7 @@ public final class Synthesizer implements AutoCloseable {
             job.markAdmitted();
             int i = w.admitted++;
             SpeechLm.Row row = lm.row(job.inputs.get(i));
-            segments.put(row, new Segment(job, i));
+            segments.put(row, new Segment(job, i, job.hops ? new HopStream(job, i) : null));
             fresh.add(row);
             if (w.admitted == job.segments) {
                 waiting.poll();

@@ -112,7 +112,7 @@ public class SynthesisService {
             this.gone = gone;
         }
 
-        /** The next segment's samples, null after the last. */
+        /** The next samples (a segment, or a hop of one when streaming by hop), null after the last. */
         public float[] next() {
             try {
                 float[] a;
@@ -206,8 +206,13 @@ public class SynthesisService {
 
     /** Starts speaking the segments (from {@link #read}) with a stored speaker's features (memory, file or re-extracted). */
     public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed) {
+        return start(speaker, segments, seed, speed, false);
+    }
+
+    /** As {@link #start(Speaker, List, long, double)}; {@code hops}: audio comes out by hop (CosyVoice 2's chunks). */
+    public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed, boolean hops) {
         SpeakerService.Resolved f = withSlot(() -> speakers.features(speaker));
-        return start(segments, f.features(), f, f.source(), f.nanos(), seed, speed);
+        return start(segments, f.features(), f, f.source(), f.nanos(), seed, speed, hops);
     }
 
     /**
@@ -215,16 +220,22 @@ public class SynthesisService {
      * transcript is normalized first, as CosyVoice's inference_zero_shot does (text_normalize(prompt_text, split=False)).
      */
     public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, List<String> segments, long seed, double speed) {
+        return startZeroShot(promptPcm, promptRate, promptText, segments, seed, speed, false);
+    }
+
+    /** As {@link #startZeroShot(float[], int, String, List, long, double)}; {@code hops}: audio comes out by hop. */
+    public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, List<String> segments, long seed,
+                                   double speed, boolean hops) {
         long t0 = System.nanoTime();
         String normalized = engine.synthesizer().textFrontend().normalize(promptText);
         SpeakerFeatures f = withSlot(() -> engine.extractor().extract(promptPcm, promptRate, normalized));
-        return start(segments, f, f, Source.ZERO_SHOT, System.nanoTime() - t0, seed, speed);
+        return start(segments, f, f, Source.ZERO_SHOT, System.nanoTime() - t0, seed, speed, hops);
     }
 
     private Synthesis start(List<String> segments, SpeakerFeatures features, AutoCloseable owner, Source source, long featureNanos,
-                            long seed, double speed) {
+                            long seed, double speed, boolean hops) {
         try {
-            SynthesisJob job = engine.synthesizer().submit(features, segments, new Synthesizer.Options(seed, false, speed));
+            SynthesisJob job = engine.synthesizer().submit(features, segments, new Synthesizer.Options(seed, false, speed, hops));
             return new Synthesis(job, owner, source, featureNanos, seed);
         } catch (RuntimeException e) {
             try {

@@ -42,9 +42,11 @@ public class TtsResource {
      * @param format {@code wav} (default) or {@code pcm} (16-bit little-endian mono at X-Timbre-Sample-Rate)
      * @param speed  0.25 to 4.0 (default 1.0): the speaking rate, pitch kept
      * @param normalize false: speak the text as written (no reading of numbers, dates, units...); default true
+     * @param streamUnit with {@code stream}: {@code hop} (default; CosyVoice 2's chunks of 25 speech tokens, the first
+     *                   audio long before a long sentence is done) or {@code segment} (one chunk per sentence-sized segment)
      */
     public record TtsRequest(String text, UUID speakerId, Long seed, Boolean stream, String format, Double speed,
-                             Boolean normalize) {
+                             Boolean normalize, @com.fasterxml.jackson.annotation.JsonProperty("stream_unit") String streamUnit) {
     }
 
     private final SynthesisService synthesis;
@@ -79,8 +81,9 @@ public class TtsResource {
         Speaker speaker = speakers.get(userId, speakerId);
         SpeechFormat format = format(request.format());
         double speed = speed(request.speed());
-        return respond(synthesis.start(speaker, segments, seed(request.seed()), speed), Boolean.TRUE.equals(request.stream()),
-                format, http);
+        boolean stream = Boolean.TRUE.equals(request.stream());
+        boolean hops = stream && byHop(request.streamUnit());
+        return respond(synthesis.start(speaker, segments, seed(request.seed()), speed, hops), stream, format, http);
     }
 
     @POST
@@ -89,7 +92,8 @@ public class TtsResource {
     @Operation(summary = "Speak text zero-shot from a recording sent with the request; nothing is stored")
     public Response zeroShot(@RestForm String text, @RestForm String promptText, @RestForm("audio") FileUpload audio,
                              @RestForm Long seed, @RestForm Boolean stream, @RestForm String format, @RestForm Double speed,
-                             @RestForm Boolean normalize, @Context HttpServerResponse http) {
+                             @RestForm Boolean normalize, @RestForm("stream_unit") String streamUnit,
+                             @Context HttpServerResponse http) {
         user.requireUserId();
         List<String> segments = synthesis.read(checkText(text), TextFrontend.Language.AUTO, !Boolean.FALSE.equals(normalize)).segments();
         SpeechFormat f = format(format);
@@ -102,9 +106,11 @@ public class TtsResource {
             throw ApiProblem.unprocessable("prompt-text-missing", "Transcript missing",
                     "Send 'promptText': the words spoken in the recording.");
         }
+        boolean streamed = Boolean.TRUE.equals(stream);
+        boolean hops = streamed && byHop(streamUnit);
         SpeakerService.PromptAudio pcm = speakers.normalisePrompt(wav);
-        return respond(synthesis.startZeroShot(pcm.samples(), pcm.sampleRate(), prompt, segments, seed(seed), rate),
-                Boolean.TRUE.equals(stream), f, http);
+        return respond(synthesis.startZeroShot(pcm.samples(), pcm.sampleRate(), prompt, segments, seed(seed), rate, hops),
+                streamed, f, http);
     }
 
     /** Streams, or waits for the whole clip (a WAV with its exact length); a client that leaves cancels the work. */
@@ -118,6 +124,18 @@ public class TtsResource {
             return speech.headers(Response.ok(format.encode(speech.pcm(), speech.sampleRate()), format.contentType()))
                     .header("X-Timbre-Sample-Rate", speech.sampleRate()).build();
         }
+    }
+
+    /** stream_unit: "hop" (null too) or "segment". */
+    static boolean byHop(String unit) {
+        if (unit == null || unit.equals("hop")) {
+            return true;
+        }
+        if (unit.equals("segment")) {
+            return false;
+        }
+        throw ApiProblem.unprocessable("stream-unit-unsupported", "Stream unit not supported", "'stream_unit' is '" + unit
+                + "'; use \"hop\" (the default: chunks of 25 speech tokens as they are sampled) or \"segment\" (one chunk per segment).");
     }
 
     private static SpeechFormat format(String name) {
