@@ -4,7 +4,7 @@ import io.quarkus.test.junit.QuarkusTest;
 import io.restassured.http.ContentType;
 import io.restassured.response.Response;
 import io.timbre.account.TestUsers;
-import io.timbre.synthesis.Engine;
+import io.timbre.engine.Engine;
 import jakarta.inject.Inject;
 import org.junit.jupiter.api.Test;
 
