@@ -35,7 +35,7 @@ public final class SpeechLm {
     public List<int[]> generate(List<Input> inputs) {
         List<Row> rows = new ArrayList<>();
         for (Input in : inputs) {
-            rows.add(row(in, null));
+            rows.add(row(in));
         }
         try (Batch batch = new Batch()) {
             batch.join(rows);
@@ -50,14 +50,13 @@ public final class SpeechLm {
         return out;
     }
 
-    Row row(Input input, Object owner) {
-        return new Row(input, owner, pack.manifest);
+    Row row(Input input) {
+        return new Row(input, pack.manifest);
     }
 
-    /** One sequence's generation state; {@code owner} is the caller's tag (the scheduler's segment). */
+    /** One sequence's generation state (the scheduler maps rows to its segments; a row knows no owner). */
     static final class Row {
         final Input input;
-        final Object owner;
         final int minLen;
         final int maxLen;
         final int capacity;        // cache slots the row needs: its prefill + every token it may add
@@ -70,12 +69,11 @@ public final class SpeechLm {
         private final int[] silent;
         private final int maxSilentRun;
 
-        private Row(Input in, Object owner, PackManifest m) {
+        private Row(Input in, PackManifest m) {
             PackManifest.Sampling s = m.sampling();
             this.silent = m.silentTokens();
             this.maxSilentRun = m.maxSilentRun();
             this.input = in;
-            this.owner = owner;
             this.minLen = (int) (in.text().length * s.minTokenTextRatio());
             this.maxLen = Math.max(0, Math.min((int) (in.text().length * s.maxTokenTextRatio()), in.maxTokens()));
             this.tokens = new int[maxLen];

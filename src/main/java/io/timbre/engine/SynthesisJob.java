@@ -24,13 +24,18 @@ public final class SynthesisJob implements AutoCloseable {
     final SpeakerFeatures features;
     final List<SpeechLm.Input> inputs;
     final int segments;
+    final long seed;
     final double speed;
     private final Synthesizer owner;
-    private final float[][] audio;
+    private final java.util.ArrayDeque<float[]>[] chunks;   // audio not yet handed out, per segment, in order
+    private final boolean[] complete;                        // every chunk of the segment is in chunks
+    final boolean hops;                                      // streamed by hop (HopDecoder) rather than by segment
+    private final java.util.concurrent.atomic.AtomicInteger hopsWhileGenerating = new java.util.concurrent.atomic.AtomicInteger();
     private final int[] tokenCounts;
     private final List<Task> tasks = new ArrayList<>();
     private final boolean[] settledSegments;
     private final long submitted = System.nanoTime();
+    private final AtomicLong flowWaitNanos = new AtomicLong();
     private final AtomicLong flowNanos = new AtomicLong();
     private final AtomicLong vocoderNanos = new AtomicLong();
     private long admittedAt;     // first segment joined the LLM batch
@@ -38,18 +43,24 @@ public final class SynthesisJob implements AutoCloseable {
     private long doneAt;
     private int settled;         // segments that are vocoded, dropped or failed
     private int emitted;         // segments handed out by next()
-    int admitted;                // segments that joined the LLM batch (guarded by the scheduler's lock)
     private volatile boolean cancelled;
     private Throwable failure;
     private boolean closed;
 
-    SynthesisJob(Synthesizer owner, SpeakerFeatures features, List<SpeechLm.Input> inputs, double speed) {
+    @SuppressWarnings("unchecked")
+    SynthesisJob(Synthesizer owner, SpeakerFeatures features, List<SpeechLm.Input> inputs, long seed, double speed, boolean hops) {
         this.owner = owner;
+        this.seed = seed;
+        this.hops = hops;
         this.speed = speed;
         this.features = features;
         this.inputs = inputs;
         this.segments = inputs.size();
-        this.audio = new float[segments][];
+        this.chunks = new java.util.ArrayDeque[segments];
+        for (int i = 0; i < segments; i++) {
+            chunks[i] = new java.util.ArrayDeque<>();
+        }
+        this.complete = new boolean[segments];
         this.tokenCounts = new int[segments];
         this.settledSegments = new boolean[segments];
     }
@@ -92,7 +103,10 @@ public final class SynthesisJob implements AutoCloseable {
     /** What {@link #next(long)} returns when the next segment is not ready within the wait. */
     public static final float[] NOT_YET = new float[0];
 
-    /** The next segment's samples, in order, once vocoded; null after the last one. */
+    /**
+     * The next samples, in order, once vocoded: a whole segment, or with hop streaming one hop of it; null after
+     * the last.
+     */
     public float[] next() throws InterruptedException {
         return next(0);
     }
@@ -114,10 +128,17 @@ public final class SynthesisJob implements AutoCloseable {
                 if (cancelled) {
                     throw new CancelledException();
                 }
-                if (audio[emitted] != null) {
-                    float[] a = audio[emitted];
-                    audio[emitted++] = null;
+                java.util.ArrayDeque<float[]> q = chunks[emitted];
+                if (!q.isEmpty()) {
+                    float[] a = q.poll();
+                    if (q.isEmpty() && complete[emitted]) {
+                        emitted++;
+                    }
                     return a;
+                }
+                if (complete[emitted]) {
+                    emitted++;
+                    continue;
                 }
                 if (millis == 0) {
                     wait();
@@ -182,13 +203,18 @@ public final class SynthesisJob implements AutoCloseable {
         return n;
     }
 
-    /** Queue wait, LLM wall time, flow and vocoder summed over segments, total; complete once all are out. */
+    /** Queue wait, LLM wall time, flow wait, flow and vocoder summed over segments, total; complete once all are out. */
     public synchronized Synthesizer.Timings timings() {
         long admitted = admittedAt == 0 ? submitted : admittedAt;
         long tokens = tokensAt == 0 ? admitted : tokensAt;
         long end = doneAt == 0 ? System.nanoTime() : doneAt;
-        return new Synthesizer.Timings(admitted - submitted, tokens - admitted, flowNanos.get(), vocoderNanos.get(),
-                end - submitted);
+        return new Synthesizer.Timings(admitted - submitted, tokens - admitted, flowWaitNanos.get(), flowNanos.get(),
+                vocoderNanos.get(), end - submitted);
+    }
+
+    /** A finished segment reached a flow worker after waiting {@code waited} ns since its tokens were complete. */
+    void flowStarted(long waited) {
+        flowWaitNanos.addAndGet(waited);
     }
 
     synchronized void markAdmitted() {
@@ -212,12 +238,36 @@ public final class SynthesisJob implements AutoCloseable {
     }
 
     void segmentReady(int segment, float[] pcm, long flow, long vocoder) {
+        chunk(segment, pcm, flow, vocoder);
+        segmentComplete(segment);
+    }
+
+    /** One hop's samples of a segment streamed by hop (the segment goes on). */
+    void chunk(int segment, float[] pcm, long flow, long vocoder) {
         flowNanos.addAndGet(flow);
         vocoderNanos.addAndGet(vocoder);
         synchronized (this) {
-            audio[segment] = pcm;
+            chunks[segment].add(pcm);
+            notifyAll();
+        }
+    }
+
+    /** Every chunk of the segment is out and it no longer uses the engine. */
+    void segmentComplete(int segment) {
+        synchronized (this) {
+            complete[segment] = true;
         }
         settle(segment);
+    }
+
+    /** A hop was handed to a worker while its segment's LLM row was still generating. */
+    void hopWhileGenerating() {
+        hopsWhileGenerating.incrementAndGet();
+    }
+
+    /** Hops handed on before their segment's LLM row had finished: chunked streaming at work. */
+    public int hopsWhileGenerating() {
+        return hopsWhileGenerating.get();
     }
 
     void fail(Throwable t) {

@@ -34,10 +34,18 @@ import java.util.concurrent.locks.ReentrantLock;
 public final class Synthesizer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Synthesizer.class);
 
-    /** @param speed CosyVoice's speed: the mel is stretched in time by 1/speed before the vocoder (pitch kept) */
-    public record Options(long seed, boolean greedy, double speed) {
+    /**
+     * @param speed CosyVoice's speed: the mel is stretched in time by 1/speed before the vocoder (pitch kept)
+     * @param hops  stream by hop as CosyVoice 2 does (tokens go to a per-segment {@link HopDecoder} as they are
+     *              sampled); needs a pack with a streaming section and speed 1, else segments stream whole
+     */
+    public record Options(long seed, boolean greedy, double speed, boolean hops) {
         public Options(long seed, boolean greedy) {
-            this(seed, greedy, 1.0);
+            this(seed, greedy, 1.0, false);
+        }
+
+        public Options(long seed, boolean greedy, double speed) {
+            this(seed, greedy, speed, false);
         }
     }
 
@@ -60,8 +68,12 @@ public final class Synthesizer implements AutoCloseable {
         }
     }
 
-    /** Stage times in nanoseconds: queue wait, llm wall time of the request's rows, flow and vocoder summed. */
-    public record Timings(long queue, long llm, long flow, long vocoder, long total) {
+    /**
+     * Stage times in nanoseconds: the wait to join the LLM batch; the LLM's wall time from the first row's
+     * admission to the last row's tokens; the waits of finished segments for a flow worker, the flow and the
+     * vocoder, each summed over segments; and the whole request.
+     */
+    public record Timings(long queue, long llm, long flowWait, long flow, long vocoder, long total) {
     }
 
     public record Result(float[] pcm, int sampleRate, int segments, int speechTokens, Timings timings) {
@@ -100,7 +112,7 @@ public final class Synthesizer implements AutoCloseable {
     private final Thread loop;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition wake = lock.newCondition();
-    private final ArrayDeque<Job> waiting = new ArrayDeque<>();   // requests with segments not yet in the batch
+    private final ArrayDeque<Waiting> waiting = new ArrayDeque<>();   // requests with segments not yet in the batch
     private SynthesisJob exclusive;                                // batching off: the request being served
     private volatile boolean running = true;
     private volatile int rows;
@@ -118,8 +130,20 @@ public final class Synthesizer implements AutoCloseable {
     private volatile int largest;
     private volatile double recentSeconds = 1;                     // moving average of request time, for Retry-After
 
-    private record Job(SynthesisJob job, long submitted) {
+    /** A request with segments not yet in the batch: scheduler state, read and written under the lock. */
+    private static final class Waiting {
+        final SynthesisJob job;
+        final long submitted;
+        int admitted;   // segments that joined the LLM batch
+
+        Waiting(SynthesisJob job, long submitted) {
+            this.job = job;
+            this.submitted = submitted;
+        }
     }
+
+    /** The segment each LLM row generates; only the scheduler thread reads or writes it. */
+    private final java.util.IdentityHashMap<SpeechLm.Row, Segment> segments = new java.util.IdentityHashMap<>();
 
     public Synthesizer(ModelPack pack, TextTokenizer tokenizer, int workers, DeviceMemory memory) {
         this(pack, tokenizer, Settings.defaults(workers), memory);
@@ -242,10 +266,11 @@ public final class Synthesizer implements AutoCloseable {
         for (int i = 0; i < segments.size(); i++) {
             long[] ids = tokenizer.encode(segments.get(i));
             Sampler sampler = options.greedy() ? Sampler.greedy(pack.manifest)
-                    : Sampler.seeded(pack.manifest, segmentSeed(options.seed(), i));
+                    : Sampler.seeded(pack.manifest, samplerSeed(options.seed(), i));
             inputs.add(new SpeechLm.Input(promptText, ids, promptSpeech, sampler, maxTokens));
         }
-        SynthesisJob job = new SynthesisJob(this, spk, inputs, options.speed());
+        boolean hops = options.hops() && options.speed() == 1.0 && pack.manifest.streaming() != null;
+        SynthesisJob job = new SynthesisJob(this, spk, inputs, options.seed(), options.speed(), hops);
         lock.lock();
         try {
             if (!running) {
@@ -255,7 +280,7 @@ public final class Synthesizer implements AutoCloseable {
                 refused.incrementAndGet();
                 throw new Busy(waiting.size() + " requests are already waiting for the engine; retry shortly.", retryAfter());
             }
-            waiting.add(new Job(job, System.nanoTime()));
+            waiting.add(new Waiting(job, System.nanoTime()));
             memory.beforeRequest();   // its close() calls afterRequest()
             wake.signal();
         } finally {
@@ -271,8 +296,12 @@ public final class Synthesizer implements AutoCloseable {
         }
     }
 
-    /** Each segment gets its own random stream derived from the request seed, independent of scheduling. */
-    static long segmentSeed(long seed, int segment) {
+    /**
+     * The sampler's seed of a segment, derived from the request seed alone (independent of scheduling); unchanged
+     * since the first release, so sampled answers keep their tokens. The vocoder's draws come from
+     * {@link RandomSource#forSegment}.
+     */
+    static long samplerSeed(long seed, int segment) {
         return seed * 0x9E3779B97F4A7C15L + segment * 0xBF58476D1CE4E5B9L + 1;
     }
 
@@ -344,8 +373,14 @@ public final class Synthesizer implements AutoCloseable {
                         continue;
                     }
                     int size = batch.size();
-                    batch.step(this::dropIfCancelled, r -> vocode((Segment) r.owner, r.tokens()),
+                    batch.step(this::dropIfCancelled, r -> finished(segments.remove(r), r),
                             (r, e) -> failRow(r, e, "the speech model failed while generating this request"));
+                    for (SpeechLm.Row r : batch.rows()) {   // hop streams: hand on what the step sampled
+                        Segment s = segments.get(r);
+                        if (s != null && s.hop() != null) {
+                            s.hop().offer(r, false);
+                        }
+                    }
                     steps.incrementAndGet();
                     rowSteps.addAndGet(size);
                     largest = Math.max(largest, size);
@@ -367,7 +402,139 @@ public final class Synthesizer implements AutoCloseable {
         }
     }
 
-    private record Segment(SynthesisJob job, int index) {
+    /** A segment in the LLM batch; {@code hop} is its hop stream when the request streams by hop. */
+    private record Segment(SynthesisJob job, int index, HopStream hop) {
+    }
+
+    /**
+     * The runner's side of one segment streamed by hop: its {@link HopDecoder} and {@link RandomSource}, the tokens
+     * sampled so far, and whether a hop is running. The scheduler offers tokens after every step; a hop runs on a
+     * worker when the decoder is ready and none of this segment's hops is running (a segment's hops run in order,
+     * one at a time, interleaved with other requests' work); a finished hop starts the next itself once the LLM is
+     * done (no polling). The decoder is touched only by the thread that set {@code running}, or under this monitor
+     * while nothing runs.
+     */
+    private final class HopStream {
+        final SynthesisJob job;
+        final int index;
+        final RandomSource random;
+        final HopDecoder decoder;
+        private int[] tokens = new int[0];
+        private boolean llmDone;
+        private boolean running;
+        private boolean closed;
+
+        HopStream(SynthesisJob job, int index) {
+            this.job = job;
+            this.index = index;
+            this.random = RandomSource.forSegment(job.seed, index);
+            HopDecoder d;
+            try {
+                d = new HopDecoder(pack, job.features, random);
+            } catch (RuntimeException e) {
+                random.close();
+                throw e;
+            }
+            this.decoder = d;
+        }
+
+        /** Scheduler thread, after a step: the row's tokens so far ({@code done}: all of them). */
+        synchronized void offer(SpeechLm.Row row, boolean done) {
+            if (closed) {
+                return;
+            }
+            if (done) {
+                llmDone = true;
+                tokens = row.tokens();
+            }
+            if (running) {
+                return;   // the running hop starts the next one when the LLM is done, else the next step offers again
+            }
+            if (!done) {
+                if (!decoder.ready(row.count(), false)) {
+                    return;
+                }
+                tokens = row.tokens();
+            }
+            launch();
+        }
+
+        /** Under the monitor: hands the next hop to a worker. */
+        private void launch() {
+            running = true;
+            if (!llmDone) {
+                job.hopWhileGenerating();
+            }
+            try {
+                workers.execute(this::runHop);
+            } catch (RuntimeException e) {   // the pool is shut down
+                running = false;
+                job.fail(e);
+                closeAndSettle();
+            }
+        }
+
+        private void runHop() {
+            int[] t;
+            boolean done;
+            synchronized (this) {
+                t = tokens;
+                done = llmDone;
+            }
+            try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
+                if (!job.cancelled()) {
+                    float[] pcm = decoder.next(t, done, job::cancelled);
+                    flowSteps.addAndGet(pack.manifest.flowSteps());
+                    vocoderCalls.incrementAndGet();
+                    job.chunk(index, pcm, decoder.lastFlowNanos(), decoder.lastVocoderNanos());
+                }
+            } catch (SynthesisJob.CancelledException e) {
+                // the job is cancelled: settled below
+            } catch (RuntimeException | Error e) {
+                job.fail(e);
+            }
+            synchronized (this) {
+                running = false;
+                if (job.cancelled() || closed) {
+                    closeAndSettle();
+                } else if (decoder.finished()) {
+                    closeAndSettle();
+                } else if (llmDone) {
+                    launch();
+                }
+            }
+        }
+
+        /** The row left the batch without finishing (cancelled, failed): settles now, or when the running hop ends. */
+        synchronized void abandon() {
+            llmDone = true;
+            if (!running) {
+                closeAndSettle();
+            } else {
+                closed = true;   // the running hop settles
+            }
+        }
+
+        /** Under the monitor, with no hop running: frees the decoder and the generator, the segment is complete. */
+        private void closeAndSettle() {
+            closed = true;
+            decoder.close();
+            random.close();
+            if (job.cancelled()) {
+                job.settle(index);
+            } else {
+                job.segmentComplete(index);
+            }
+        }
+    }
+
+    /** The segment no longer generates and will not be vocoded here (cancelled, failed). */
+    private static void release(Segment s) {
+        if (s.hop() != null) {
+            s.hop().abandon();
+        } else {
+            s.job().settle(s.index());
+        }
     }
 
     /**
@@ -397,11 +564,21 @@ public final class Synthesizer implements AutoCloseable {
 
     /** One row's LLM prefill or decode failed alone: its request fails with {@code message}, the batch goes on. */
     private void failRow(SpeechLm.Row row, RuntimeException e, String message) {
-        Segment s = (Segment) row.owner;
+        Segment s = segments.remove(row);
         isolatedFailures.incrementAndGet();
         LOG.warnf("a segment's LLM step failed; its request fails alone: %s", lastLine(e.getMessage()));
         s.job().fail(new IllegalStateException(message, e));
-        s.job().settle(s.index());
+        release(s);
+    }
+
+    /** A row completed its tokens: whole-segment flow and vocoder, or the rest of its hop stream. */
+    private void finished(Segment s, SpeechLm.Row row) {
+        if (s.hop() == null) {
+            vocode(s, row.tokens());
+            return;
+        }
+        s.job().tokensDone(s.index(), row.count());
+        s.hop().offer(row, true);
     }
 
     /** TorchScript puts the error itself on the last line of its traceback. */
@@ -414,9 +591,10 @@ public final class Synthesizer implements AutoCloseable {
     }
 
     private boolean dropIfCancelled(SpeechLm.Row row) {
-        Segment s = (Segment) row.owner;
+        Segment s = segments.get(row);
         if (s.job().cancelled()) {
-            s.job().settle(s.index());   // its cache row is dropped in this step
+            segments.remove(row);
+            release(s);   // its cache row is dropped in this step
             return true;
         }
         return false;
@@ -430,17 +608,17 @@ public final class Synthesizer implements AutoCloseable {
             }
         }
         for (SpeechLm.Row r : all) {
-            Segment s = (Segment) r.owner;
+            Segment s = segments.remove(r);
             s.job().fail(e);
-            s.job().settle(s.index());
+            release(s);
         }
         if (!running) {
             lock.lock();
             try {
-                for (Job j : waiting) {
-                    j.job().fail(e);
-                    for (int i = j.job().admitted; i < j.job().segments; i++) {
-                        j.job().settle(i);
+                for (Waiting w : waiting) {
+                    w.job.fail(e);
+                    for (int i = w.admitted; i < w.job.segments; i++) {
+                        w.job.settle(i);
                     }
                 }
                 waiting.clear();
@@ -463,16 +641,16 @@ public final class Synthesizer implements AutoCloseable {
         if (settings.batching()) {
             return batch.size() < settings.maxRows();
         }
-        return exclusive == null || exclusive == waiting.peek().job();
+        return exclusive == null || exclusive == waiting.peek().job;
     }
 
     /** Under the lock: drops cancelled requests from the queue and refuses those that waited too long. */
     private void expire() {
         long now = System.nanoTime();
-        for (Iterator<Job> it = waiting.iterator(); it.hasNext(); ) {
-            Job j = it.next();
-            SynthesisJob job = j.job();
-            boolean late = job.admitted == 0 && now - j.submitted() > settings.queueTimeout().toNanos();
+        for (Iterator<Waiting> it = waiting.iterator(); it.hasNext(); ) {
+            Waiting w = it.next();
+            SynthesisJob job = w.job;
+            boolean late = w.admitted == 0 && now - w.submitted > settings.queueTimeout().toNanos();
             if (job.cancelled() || late) {
                 it.remove();
                 if (late && !job.cancelled()) {
@@ -480,7 +658,7 @@ public final class Synthesizer implements AutoCloseable {
                     job.fail(new Busy("waited " + settings.queueTimeout().toSeconds() + " s for the engine; retry shortly.",
                             retryAfter()));
                 }
-                for (int i = job.admitted; i < job.segments; i++) {
+                for (int i = w.admitted; i < job.segments; i++) {
                     job.settle(i);
                 }
             }
@@ -491,7 +669,8 @@ public final class Synthesizer implements AutoCloseable {
     private List<SpeechLm.Row> admit(int size) {
         List<SpeechLm.Row> fresh = new ArrayList<>();
         while (!waiting.isEmpty() && size + fresh.size() < settings.maxRows() && flowHasRoom()) {
-            SynthesisJob job = waiting.peek().job();
+            Waiting w = waiting.peek();
+            SynthesisJob job = w.job;
             if (!settings.batching()) {
                 if (exclusive != null && exclusive != job) {
                     break;
@@ -499,11 +678,12 @@ public final class Synthesizer implements AutoCloseable {
                 exclusive = job;
             }
             job.markAdmitted();
-            int i = job.admitted++;
-            SpeechLm.Row row = lm.row(job.inputs.get(i), new Segment(job, i));
+            int i = w.admitted++;
+            SpeechLm.Row row = lm.row(job.inputs.get(i));
+            segments.put(row, new Segment(job, i, job.hops ? new HopStream(job, i) : null));
             rowHook.accept(job, row);
             fresh.add(row);
-            if (job.admitted == job.segments) {
+            if (w.admitted == job.segments) {
                 waiting.poll();
             }
         }
@@ -518,6 +698,7 @@ public final class Synthesizer implements AutoCloseable {
             job.segmentReady(s.index(), new float[0], 0, 0);
             return;
         }
+        long handedOn = System.nanoTime();
         Future<?> f;
         try {
             f = workers.submit(() -> {
@@ -525,8 +706,10 @@ public final class Synthesizer implements AutoCloseable {
                     job.settle(s.index());
                     return;
                 }
-                try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
+                try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode();
+                     RandomSource random = RandomSource.forSegment(job.seed, s.index())) {
                     long a = System.nanoTime();
+                    job.flowStarted(a - handedOn);
                     Tensor mel = stretch(flow.decode(job.features, tokens, job::cancelled, step -> {
                         flowSteps.incrementAndGet();
                         flowStepHook.accept(job, step);
@@ -537,7 +720,7 @@ public final class Synthesizer implements AutoCloseable {
                         return;
                     }
                     vocoderCalls.incrementAndGet();
-                    float[] pcm = vocoder.vocode(mel);
+                    float[] pcm = vocoder.vocode(mel, random);
                     job.segmentReady(s.index(), pcm, b - a, System.nanoTime() - b);
                 } catch (SynthesisJob.CancelledException e) {
                     job.settle(s.index());

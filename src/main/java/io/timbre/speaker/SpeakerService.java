@@ -19,7 +19,7 @@ import io.timbre.engine.PackManifest;
 import io.timbre.engine.PromptPlan;
 import io.timbre.engine.SpeakerFeatures;
 import io.timbre.engine.TorchSave;
-import io.timbre.synthesis.Engine;
+import io.timbre.engine.Engine;
 import jakarta.enterprise.context.ApplicationScoped;
 import org.hibernate.exception.ConstraintViolationException;
 import org.jboss.logging.Logger;

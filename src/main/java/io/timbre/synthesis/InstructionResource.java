@@ -1,5 +1,6 @@
 package io.timbre.synthesis;
 
+import io.timbre.engine.Engine;
 import io.timbre.account.CurrentUser;
 import io.timbre.engine.PromptPlan;
 import jakarta.ws.rs.GET;

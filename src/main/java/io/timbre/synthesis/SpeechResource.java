@@ -94,8 +94,9 @@ public class SpeechResource {
         var instruction = synthesis.instruction("instructions", text(body, "instructions"));
         List<String> segments = synthesis.read(input, TextFrontend.Language.AUTO, n == null || n.isNull() || n.asBoolean()).segments();
         Speaker speaker = voice(userId, body.get("voice"));
-        return AudioResponses.stream(synthesis.start(speaker, segments, seed, speed, instruction).latencyTags("speech", "segment"), format,
-                streamFormat.equals("sse"), http);
+        // streamed by hop, CosyVoice 2's chunks (speed other than 1 streams whole segments)
+        return AudioResponses.stream(synthesis.start(speaker, segments, seed, speed, instruction, true).latencyTags("speech", "hop"),
+                format, streamFormat.equals("sse"), http);
     }
 
     private static String text(JsonNode body, String field) {

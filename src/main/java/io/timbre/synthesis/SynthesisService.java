@@ -1,5 +1,6 @@
 package io.timbre.synthesis;
 
+import io.timbre.engine.Engine;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.timbre.api.ApiProblem;
@@ -52,9 +53,9 @@ public class SynthesisService {
         /** Server-Timing, X-Timbre-Speaker-Source, X-Timbre-Segments and X-Timbre-Seed. */
         public Response.ResponseBuilder headers(Response.ResponseBuilder b) {
             b.header("Server-Timing", String.format(Locale.ROOT,
-                            "features;dur=%.3f, queue;dur=%.3f, llm;dur=%.3f, flow;dur=%.3f, vocoder;dur=%.3f, total;dur=%.3f",
-                            ms(featureNanos), ms(timings.queue()), ms(timings.llm()), ms(timings.flow()), ms(timings.vocoder()),
-                            ms(totalNanos())));
+                            "features;dur=%.3f, queue;dur=%.3f, llm;dur=%.3f, flow-wait;dur=%.3f, flow;dur=%.3f, vocoder;dur=%.3f, total;dur=%.3f",
+                            ms(featureNanos), ms(timings.queue()), ms(timings.llm()), ms(timings.flowWait()), ms(timings.flow()),
+                            ms(timings.vocoder()), ms(totalNanos())));
             return describe(b, source, segments, seed);
         }
     }
@@ -134,7 +135,7 @@ public class SynthesisService {
             this.gone = gone;
         }
 
-        /** The next segment's samples, null after the last. */
+        /** The next samples (a segment, or a hop of one when streaming by hop), null after the last. */
         public float[] next() {
             try {
                 float[] a;
@@ -218,14 +219,18 @@ public class SynthesisService {
 
     /** Starts speaking the segments (from {@link #read}) with a stored speaker's features (memory, file or re-extracted). */
     public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed) {
-        return start(speaker, segments, seed, speed, null);
+        return start(speaker, segments, seed, speed, null, false);
     }
 
-    /** As {@link #start(Speaker, List, long, double)}, spoken as {@code instruction} says (null: no instruction). */
-    public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed, PromptPlan.Instruction instruction) {
+    /**
+     * As {@link #start(Speaker, List, long, double)}, spoken as {@code instruction} says (null: no instruction);
+     * {@code hops}: audio comes out by hop (CosyVoice 2's chunks), else by segment.
+     */
+    public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed, PromptPlan.Instruction instruction,
+                           boolean hops) {
         long accepted = System.nanoTime();
         SpeakerService.Resolved f = withSlot(() -> speakers.features(speaker));
-        return start(segments, f.features(), f, f.source(), accepted, f.nanos(), seed, speed, instruction);
+        return start(segments, f.features(), f, f.source(), accepted, f.nanos(), seed, speed, instruction, hops);
     }
 
     /**
@@ -235,19 +240,21 @@ public class SynthesisService {
      * system prompt first.
      */
     public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, List<String> segments, long seed, double speed) {
-        return startZeroShot(promptPcm, promptRate, promptText, segments, seed, speed, null);
+        return startZeroShot(promptPcm, promptRate, promptText, segments, seed, speed, null, false);
     }
 
-    /** As {@link #startZeroShot(float[], int, String, List, long, double)}, spoken as {@code instruction} says (null: none). */
+    /**
+     * As {@link #startZeroShot(float[], int, String, List, long, double)}, spoken as {@code instruction} says (null:
+     * none); {@code hops}: audio comes out by hop.
+     */
     public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, List<String> segments, long seed, double speed,
-                                   PromptPlan.Instruction instruction) {
+                                   PromptPlan.Instruction instruction, boolean hops) {
         long t0 = System.nanoTime();
         PromptPlan plan = engine.promptPlan();
         String transcript = plan.normalizesTranscript() ? engine.synthesizer().textFrontend().normalize(promptText) : promptText;
         SpeakerFeatures f = withSlot(() -> engine.extractor().extract(promptPcm, promptRate, plan.speakerPromptText(transcript)));
-        return start(segments, f, f, Source.ZERO_SHOT, t0, System.nanoTime() - t0, seed, speed, instruction);
+        return start(segments, f, f, Source.ZERO_SHOT, t0, System.nanoTime() - t0, seed, speed, instruction, hops);
     }
-
     /** The instructions the loaded pack supports (GET /v1/instructions). */
     public PromptPlan promptPlan() {
         return engine.promptPlan();
@@ -275,11 +282,12 @@ public class SynthesisService {
     }
 
     private Synthesis start(List<String> segments, SpeakerFeatures features, AutoCloseable owner, Source source, long accepted,
-                            long featureNanos, long seed, double speed, PromptPlan.Instruction instruction) {
+                            long featureNanos, long seed, double speed, PromptPlan.Instruction instruction,
+                            boolean hops) {
         try {
             PromptPlan.LlmPrompt own = Synthesizer.ownPrompt(features);
             PromptPlan.LlmPrompt prompt = engine.promptPlan().llmPrompt(own.text(), own.speech(), instruction);
-            SynthesisJob job = engine.synthesizer().submit(features, segments, new Synthesizer.Options(seed, false, speed), prompt);
+            SynthesisJob job = engine.synthesizer().submit(features, segments, new Synthesizer.Options(seed, false, speed, hops), prompt);
             return new Synthesis(job, owner, source, accepted, featureNanos, seed);
         } catch (RuntimeException e) {
             try {

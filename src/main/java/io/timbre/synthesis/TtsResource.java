@@ -44,9 +44,12 @@ public class TtsResource {
      * @param normalize false: speak the text as written (no reading of numbers, dates, units...); default true
      * @param instruct  one of the model's instructions (GET /v1/instructions), by id or text: how to speak it
      *                  (dialect, emotion, rate...); optional
+     * @param streamUnit with {@code stream}: {@code hop} (default; CosyVoice 2's chunks of 25 speech tokens, the first
+     *                   audio long before a long sentence is done) or {@code segment} (one chunk per sentence-sized segment)
      */
     public record TtsRequest(String text, UUID speakerId, Long seed, Boolean stream, String format, Double speed,
-                             Boolean normalize, String instruct) {
+                             Boolean normalize, String instruct,
+                             @com.fasterxml.jackson.annotation.JsonProperty("stream_unit") String streamUnit) {
     }
 
     private final SynthesisService synthesis;
@@ -82,8 +85,9 @@ public class TtsResource {
         Speaker speaker = speakers.get(userId, speakerId);
         SpeechFormat format = format(request.format());
         double speed = speed(request.speed());
-        return respond(synthesis.start(speaker, segments, seed(request.seed()), speed, instruction), Boolean.TRUE.equals(request.stream()),
-                format, http);
+        boolean stream = Boolean.TRUE.equals(request.stream());
+        boolean hops = stream && byHop(request.streamUnit());
+        return respond(synthesis.start(speaker, segments, seed(request.seed()), speed, instruction, hops), stream, hops, format, http);
     }
 
     @POST
@@ -92,7 +96,8 @@ public class TtsResource {
     @Operation(summary = "Speak text zero-shot from a recording sent with the request; nothing is stored")
     public Response zeroShot(@RestForm String text, @RestForm String promptText, @RestForm("audio") FileUpload audio,
                              @RestForm Long seed, @RestForm Boolean stream, @RestForm String format, @RestForm Double speed,
-                             @RestForm Boolean normalize, @RestForm String instruct, @Context HttpServerResponse http) {
+                             @RestForm Boolean normalize, @RestForm String instruct, @RestForm("stream_unit") String streamUnit,
+                             @Context HttpServerResponse http) {
         user.requireUserId();
         var instruction = synthesis.instruction("instruct", TextInputs.requireNoNul("instruct", instruct));
         List<String> segments = synthesis.read(checkText(text), TextFrontend.Language.AUTO, !Boolean.FALSE.equals(normalize)).segments();
@@ -106,14 +111,17 @@ public class TtsResource {
             throw ApiProblem.unprocessable("prompt-text-missing", "Transcript missing",
                     "Send 'promptText': the words spoken in the recording.");
         }
+        boolean streamed = Boolean.TRUE.equals(stream);
+        boolean hops = streamed && byHop(streamUnit);
         SpeakerService.PromptAudio pcm = speakers.normalisePrompt(wav);
-        return respond(synthesis.startZeroShot(pcm.samples(), pcm.sampleRate(), prompt, segments, seed(seed), rate, instruction),
-                Boolean.TRUE.equals(stream), f, http);
+        return respond(synthesis.startZeroShot(pcm.samples(), pcm.sampleRate(), prompt, segments, seed(seed), rate, instruction, hops),
+                streamed, hops, f, http);
     }
 
     /** Streams, or waits for the whole clip (a WAV with its exact length); a client that leaves cancels the work. */
-    private static Response respond(SynthesisService.Synthesis s, boolean stream, SpeechFormat format, HttpServerResponse http) {
-        s.latencyTags("tts", stream ? "segment" : "none");
+    private static Response respond(SynthesisService.Synthesis s, boolean stream, boolean hops, SpeechFormat format,
+                                    HttpServerResponse http) {
+        s.latencyTags("tts", !stream ? "none" : hops ? "hop" : "segment");
         if (stream) {
             return AudioResponses.stream(s, format, false, http);
         }
@@ -125,6 +133,18 @@ public class TtsResource {
             return speech.headers(Response.ok(audio, format.contentType()))
                     .header("X-Timbre-Sample-Rate", speech.sampleRate()).build();
         }
+    }
+
+    /** stream_unit: "hop" (null too) or "segment". */
+    static boolean byHop(String unit) {
+        if (unit == null || unit.equals("hop")) {
+            return true;
+        }
+        if (unit.equals("segment")) {
+            return false;
+        }
+        throw ApiProblem.unprocessable("stream-unit-unsupported", "Stream unit not supported", "'stream_unit' is '" + unit
+                + "'; use \"hop\" (the default: chunks of 25 speech tokens as they are sampled) or \"segment\" (one chunk per segment).");
     }
 
     private static SpeechFormat format(String name) {

@@ -4,7 +4,7 @@ import io.quarkus.test.junit.QuarkusTest;
 import io.timbre.account.TestUsers;
 import io.timbre.engine.SpeakerFeatures;
 import io.timbre.engine.TorchSave;
-import io.timbre.synthesis.Engine;
+import io.timbre.engine.Engine;
 import jakarta.inject.Inject;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

@@ -1,5 +1,6 @@
 package io.timbre.speaker;
 
+import io.timbre.engine.Engine;
 import io.quarkus.narayana.jta.QuarkusTransaction;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.QuarkusTestProfile;
@@ -13,7 +14,6 @@ import io.timbre.engine.FeatureExtractor;
 import io.timbre.engine.ModelPack;
 import io.timbre.engine.SpeakerFeatures;
 import io.timbre.engine.TorchSave;
-import io.timbre.synthesis.Engine;
 import io.timbre.text.TextTokenizer;
 import jakarta.inject.Inject;
 import org.junit.jupiter.api.Test;

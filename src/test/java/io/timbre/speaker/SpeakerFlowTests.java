@@ -4,7 +4,7 @@ import io.quarkus.test.junit.QuarkusTest;
 import io.restassured.http.ContentType;
 import io.restassured.response.Response;
 import io.timbre.account.TestUsers;
-import io.timbre.synthesis.Engine;
+import io.timbre.engine.Engine;
 import jakarta.inject.Inject;
 import org.junit.jupiter.api.Test;
 
@@ -84,7 +84,7 @@ class SpeakerFlowTests {
         Response first = tts(key, "{\"text\":\"" + TEXT + "\",\"seed\":7}");
         byte[] a = checkWav(first);
         assertEquals("memory", first.header("X-Timbre-Speaker-Source"));
-        assertTrue(first.header("Server-Timing").matches("features;dur=[0-9.]+, queue;dur=[0-9.]+, llm;dur=[0-9.]+, flow;dur=[0-9.]+, vocoder;dur=[0-9.]+, total;dur=[0-9.]+"),
+        assertTrue(first.header("Server-Timing").matches("features;dur=[0-9.]+, queue;dur=[0-9.]+, llm;dur=[0-9.]+, flow-wait;dur=[0-9.]+, flow;dur=[0-9.]+, vocoder;dur=[0-9.]+, total;dur=[0-9.]+"),
                 first.header("Server-Timing"));
         byte[] b = checkWav(tts(key, "{\"text\":\"" + TEXT + "\",\"seed\":7,\"speakerId\":\"" + id + "\"}"));
         assertArrayEquals(a, b, "same text, speaker and seed give the same audio");

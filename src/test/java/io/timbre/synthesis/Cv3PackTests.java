@@ -1,5 +1,6 @@
 package io.timbre.synthesis;
 
+import io.timbre.engine.Engine;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.quarkus.test.common.http.TestHTTPResource;

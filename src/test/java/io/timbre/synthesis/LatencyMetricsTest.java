@@ -22,8 +22,8 @@ class LatencyMetricsTest {
 
     @Test
     void everyDurationOfTheEnginesTimingsIsAStageButTheTotal() {
-        assertEquals(Map.of("queue", 1L, "llm", 2L, "flow", 3L, "vocoder", 4L),
-                LatencyMetrics.stageNanos(new Synthesizer.Timings(1, 2, 3, 4, 10)));
+        assertEquals(Map.of("queue", 1L, "llm", 2L, "flow_wait", 3L, "flow", 4L, "vocoder", 5L),
+                LatencyMetrics.stageNanos(new Synthesizer.Timings(1, 2, 3, 4, 5, 15)));
         Map<String, Long> stages = LatencyMetrics.stageNanos(new WithFlowWait(5, 6, 7, Duration.ofMillis(8), 3, 99));
         assertEquals(List.of("queue", "llm", "waiting_for_flow", "flow"), List.copyOf(stages.keySet()), "declaration order");
         assertEquals(List.of(5L, 6L, 7L, 8_000_000L), List.copyOf(stages.values()));

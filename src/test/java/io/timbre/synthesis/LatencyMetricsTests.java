@@ -45,10 +45,10 @@ class LatencyMetricsTests {
         } catch (java.io.IOException e) {
             throw new java.io.UncheckedIOException(e);
         }
-        List<String[]> tags = List.of(new String[] {"tts", "none"}, new String[] {"tts", "segment"},
-                new String[] {"speech", "segment"});
+        List<String[]> tags = List.of(new String[] {"tts", "none"}, new String[] {"tts", "hop"},
+                new String[] {"tts", "segment"}, new String[] {"speech", "hop"});
         List<String> stages = new ArrayList<>(List.of("features"));
-        stages.addAll(LatencyMetrics.stageNanos(new Synthesizer.Timings(1, 1, 1, 1, 4)).keySet());
+        stages.addAll(LatencyMetrics.stageNanos(new Synthesizer.Timings(1, 1, 1, 1, 1, 5)).keySet());
         assertTrue(stages.containsAll(List.of("queue", "llm", "flow", "vocoder")), stages.toString());
         Map<String, Long> before = counts(tags, stages);
 
@@ -58,10 +58,13 @@ class LatencyMetricsTests {
         byte[] streamed = given().auth().oauth2(key).contentType(ContentType.JSON)
                 .body("{\"text\":\"" + TEXT + "\",\"speakerId\":\"" + speaker + "\",\"stream\":true}")
                 .post("/v1/tts").then().statusCode(200).extract().asByteArray();
+        byte[] bySegment = given().auth().oauth2(key).contentType(ContentType.JSON)
+                .body("{\"text\":\"" + TEXT + "\",\"speakerId\":\"" + speaker + "\",\"stream\":true,\"stream_unit\":\"segment\"}")
+                .post("/v1/tts").then().statusCode(200).extract().asByteArray();
         byte[] speech = given().auth().oauth2(key).contentType(ContentType.JSON)
                 .body("{\"model\":\"tts-1\",\"input\":\"" + TEXT + "\",\"voice\":\"" + speaker + "\",\"response_format\":\"pcm\"}")
                 .post("/v1/audio/speech").then().statusCode(200).extract().asByteArray();
-        assertTrue(whole.length > 44 && streamed.length > 44 && speech.length > 0, "audio came back");
+        assertTrue(whole.length > 44 && streamed.length > 44 && bySegment.length > 44 && speech.length > 0, "audio came back");
 
         Map<String, Long> after = counts(tags, stages);
         for (String[] t : tags) {
@@ -69,7 +72,7 @@ class LatencyMetricsTests {
             assertEquals(before.get(k) + 1, after.get(k), k + ": one request, one count");
         }
         for (String s : stages) {
-            assertEquals(before.get("stage " + s) + 3, after.get("stage " + s), s + ": three requests");
+            assertEquals(before.get("stage " + s) + 4, after.get("stage " + s), s + ": four requests");
         }
 
         // the Prometheus exposition (what /q/metrics serves) carries them as histograms with buckets

@@ -1,5 +1,6 @@
 package io.timbre.synthesis;
 
+import io.timbre.engine.Engine;
 import io.quarkus.test.common.http.TestHTTPResource;
 import io.quarkus.test.junit.QuarkusTest;
 import io.restassured.http.ContentType;
@@ -73,7 +74,7 @@ class StreamingTests {
         byte[] samples = Arrays.copyOfRange(wav, 44, wav.length);
 
         HttpResponse<InputStream> streamed = post("/v1/tts",
-                "{\"text\":\"" + TEXT + "\",\"speakerId\":\"" + speakerId + "\",\"seed\":21,\"stream\":true}");
+                "{\"text\":\"" + TEXT + "\",\"speakerId\":\"" + speakerId + "\",\"seed\":21,\"stream\":true,\"stream_unit\":\"segment\"}");
         assertEquals(200, streamed.statusCode());
         assertEquals("audio/wav", streamed.headers().firstValue("Content-Type").orElse(""));
         assertTrue(streamed.headers().firstValue("Content-Length").isEmpty(), "no length: chunked");
@@ -90,12 +91,29 @@ class StreamingTests {
         assertArrayEquals(samples, Arrays.copyOfRange(body, 44, body.length), "same samples as the whole clip");
 
         HttpResponse<InputStream> pcm = post("/v1/tts",
-                "{\"text\":\"" + TEXT + "\",\"speakerId\":\"" + speakerId + "\",\"seed\":21,\"stream\":true,\"format\":\"pcm\"}");
+                "{\"text\":\"" + TEXT + "\",\"speakerId\":\"" + speakerId + "\",\"seed\":21,\"stream\":true,\"stream_unit\":\"segment\",\"format\":\"pcm\"}");
         assertEquals("audio/pcm", pcm.headers().firstValue("Content-Type").orElse(""));
         assertEquals("24000", pcm.headers().firstValue("X-Timbre-Sample-Rate").orElse(""));
         try (InputStream in = pcm.body()) {
             assertArrayEquals(samples, in.readAllBytes(), "raw PCM: the same samples, no header");
         }
+
+        // by hop (the default unit): the same speech tokens, so as many samples, from the flow's streaming mode;
+        // the same again for the same request
+        byte[][] hops = new byte[2][];
+        for (int i = 0; i < 2; i++) {
+            HttpResponse<InputStream> hop = post("/v1/tts",
+                    "{\"text\":\"" + TEXT + "\",\"speakerId\":\"" + speakerId + "\",\"seed\":21,\"stream\":true,\"format\":\"pcm\"}");
+            assertEquals(200, hop.statusCode());
+            try (InputStream in = hop.body()) {
+                hops[i] = in.readAllBytes();
+            }
+        }
+        assertEquals(samples.length, hops[0].length, "by hop: as many samples as the whole clip");
+        assertArrayEquals(hops[0], hops[1], "by hop: the same request, the same samples");
+        given().auth().oauth2(key).contentType(ContentType.JSON)
+                .body("{\"text\":\"Hi.\",\"speakerId\":\"" + speakerId + "\",\"stream\":true,\"stream_unit\":\"word\"}")
+                .post("/v1/tts").then().statusCode(422).contentType("application/problem+json");
 
         given().auth().oauth2(key).contentType(ContentType.JSON)
                 .body("{\"text\":\"Hi.\",\"speakerId\":\"" + speakerId + "\",\"stream\":true}")

@@ -1,5 +1,6 @@
 package io.timbre.synthesis;
 
+import io.timbre.engine.Engine;
 import io.quarkus.test.junit.QuarkusTest;
 import io.restassured.http.ContentType;
 import io.restassured.response.Response;

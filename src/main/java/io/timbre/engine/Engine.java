@@ -1,19 +1,10 @@
-package io.timbre.synthesis;
+package io.timbre.engine;
 
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import io.timbre.config.TimbreConfig;
-import io.timbre.engine.DeviceMemory;
-import io.timbre.engine.FeatureExtractor;
-import io.timbre.engine.FeatureSchema;
-import io.timbre.engine.HostMemory;
-import io.timbre.engine.ModelPack;
-import io.timbre.engine.OnnxModels;
-import io.timbre.engine.PromptPlan;
-import io.timbre.engine.SpeakerFeatures;
-import io.timbre.engine.Synthesizer;
 import io.timbre.text.TextTokenizer;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
@@ -24,7 +15,8 @@ import org.jboss.logging.Logger;
 import java.nio.file.Path;
 
 /**
- * The in-process model: the pack loaded at startup (before HTTP opens), its tokenizer, feature extractor and
+ * The in-process model (in the engine's package, so speaker/ and synthesis/ both depend on engine/ and not on each
+ * other): the pack loaded at startup (before HTTP opens), its tokenizer, feature extractor and
  * synthesizer. Owns all of them and frees them at shutdown. Readiness is DOWN until it is loaded.
  */
 @ApplicationScoped
