@@ -122,8 +122,8 @@ class InstructTests {
                 + "\"seed\":2,\"instructions\":\"Cantonese\"}");
         assertFalse(Arrays.equals(plain, instructed), "the instruction reached the model");
         byte[] viaTts = given().auth().oauth2(key).contentType(ContentType.JSON).body("{\"text\":\"" + TEXT + "\",\"seed\":2,\"speakerId\":\""
-                + a + "\",\"instruct\":\"cantonese\",\"format\":\"pcm\"}").post("/v1/tts").then().statusCode(200).extract().asByteArray();
-        assertArrayEquals(viaTts, instructed, "instructions on /v1/audio/speech is instruct on /v1/tts");
+                + a + "\",\"instruct\":\"cantonese\",\"format\":\"pcm\",\"stream\":true}").post("/v1/tts").then().statusCode(200).extract().asByteArray();
+        assertArrayEquals(viaTts, instructed, "instructions on /v1/audio/speech is instruct on /v1/tts (both streamed by hop)");
 
         given().auth().oauth2(key).contentType(ContentType.JSON)
                 .body("{\"model\":\"tts-1\",\"input\":\"" + TEXT + "\",\"voice\":\"narrator\",\"instructions\":\"Speak in a cheerful tone.\"}")
