@@ -113,7 +113,9 @@ class ManifestsTest {
      * Variables that are no MicroProfile configuration: JAVA_TOOL_OPTIONS is read by the JVM itself, whatever the
      * image's entrypoint, and carries the -D system properties below.
      */
-    static final Set<String> JVM_VARIABLES = Set.of("JAVA_TOOL_OPTIONS");
+    /** Read by the runtime rather than the application's config: the JVM's options, and cuBLAS's workspace setting
+     * (deterministic cuBLAS kernels, see NativeTorch.deterministicKernels). */
+    static final Set<String> JVM_VARIABLES = Set.of("JAVA_TOOL_OPTIONS", "CUBLAS_WORKSPACE_CONFIG");
 
     /**
      * System properties JAVA_TOOL_OPTIONS may set, each read by a library the application uses: the JDK's temporary
@@ -404,6 +406,7 @@ class ManifestsTest {
         Container app = appContainer("overlays/gpu");
         assertEquals(new Quantity("1"), app.getResources().getLimits().get("nvidia.com/gpu"));
         assertEquals("cuda:0", environment("overlays/gpu").get("TIMBRE_DEVICE"));
+        assertEquals(":4096:8", environment("overlays/gpu").get("CUBLAS_WORKSPACE_CONFIG"), "deterministic cuBLAS");
         PodSpec pod = deployment("overlays/gpu").getSpec().getTemplate().getSpec();
         assertTrue(pod.getTolerations().stream().anyMatch(t -> "nvidia.com/gpu".equals(t.getKey())), "GPU taint tolerated");
         assertFalse(pod.getNodeSelector().isEmpty(), "GPU nodes selected");

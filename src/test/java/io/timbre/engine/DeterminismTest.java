@@ -50,6 +50,17 @@ class DeterminismTest {
      * samples alone, right after another segment's vocoder, and while another segment vocodes on another thread and a
      * third thread keeps drawing from LibTorch's default generator.
      */
+    /** LibTorch is loaded with deterministic kernels chosen (warn-only where none exists) and cuDNN deterministic. */
+    @Test
+    void nativeTorchChoosesDeterministicKernels() {
+        NativeTorch.ensureLoaded();
+        org.bytedeco.pytorch.Context context = org.bytedeco.pytorch.global.torch.globalContext();
+        assertTrue(context.deterministicAlgorithms(), "deterministic algorithms");
+        assertTrue(context.deterministicAlgorithmsWarnOnly(), "warn, not fail, where an op has no deterministic kernel");
+        assertTrue(context.deterministicCuDNN(), "deterministic cuDNN");
+        assertFalse(context.benchmarkCuDNN(), "no per-shape cuDNN benchmarking");
+    }
+
     @Test
     void aSegmentsVocoderDrawsOnlyFromItsOwnSource() throws Exception {
         exportConformancePack();
