@@ -72,69 +72,11 @@ class CosyVoice3StreamingConformanceTest {
             String id = c.get("id").asText();
             tests.add(DynamicTest.dynamicTest("hop mel of " + id, () -> hopMel(c)));
             tests.add(DynamicTest.dynamicTest("vocoder re-run over upstream's mel of " + id, () -> vocoderRerun(c)));
-            tests.add(DynamicTest.dynamicTest("streamed waveform and chunk boundaries of " + id, () -> streamedWaveform(c)));
+            tests.add(DynamicTest.dynamicTest("streamed waveform and chunk boundaries of " + id
+                    + " (all cases streamed at once, hops interleaved)", () -> streamedWaveform(c)));
         }
-        tests.add(DynamicTest.dynamicTest("two interleaved streams keep their own mel and speech offset",
-                CosyVoice3StreamingConformanceTest::interleaved));
         tests.add(DynamicTest.dynamicTest("a flush without hops is the non-streamed path", CosyVoice3StreamingConformanceTest::flushOnly));
         return tests;
-    }
-
-    /**
-     * Per-request state: the two cases' decoders advanced alternately, a hop of one then a hop of the other, each give
-     * upstream's chunks (CosyVoice keeps the hop length on the shared model; here nothing is shared).
-     */
-    static void interleaved() {
-        try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
-            List<JsonNode> cases = new ArrayList<>();
-            streamed.get("cases").forEach(cases::add);
-            int n = cases.size();
-            GenericDict[] g = new GenericDict[n];
-            SpeakerFeatures[] spk = new SpeakerFeatures[n];
-            HopDecoder[] d = new HopDecoder[n];
-            int[][] tokens = new int[n][];
-            int[] at = new int[n];
-            int[] chunks = new int[n];
-            try (RandomSource random = new RandomSource(0)) {
-                for (int i = 0; i < n; i++) {
-                    g[i] = Golden.load(EXPECTED.resolve(cases.get(i).get("fixture").asText()));
-                    tokens[i] = Tensors.toInts(Golden.get(g[i], "speech_tokens"));
-                    spk[i] = CosyVoice2StreamingConformanceTest.features(g[i]);
-                    d[i] = new HopDecoder(pack, spk[i], random);
-                }
-                boolean more = true;
-                while (more) {
-                    more = false;
-                    for (int i = 0; i < n; i++) {
-                        if (d[i].finished()) {
-                            continue;
-                        }
-                        more = true;
-                        float[] chunk = d[i].next(tokens[i], true, () -> false);
-                        float[] want = Tensors.toFloats(Golden.get(g[i], "wav"));
-                        assertEquals(cases.get(i).get("chunk_samples").get(chunks[i]).asInt(), chunk.length,
-                                cases.get(i).get("id").asText() + " chunk " + chunks[i] + " samples");
-                        float diff = Golden.maxAbsDiff(Arrays.copyOfRange(want, at[i], at[i] + chunk.length), chunk);
-                        assertTrue(diff <= WAV_TOL, cases.get(i).get("id").asText() + " chunk " + chunks[i] + " differs by " + diff);
-                        at[i] += chunk.length;
-                        chunks[i]++;
-                    }
-                }
-            } finally {
-                for (int i = 0; i < n; i++) {
-                    if (d[i] != null) {
-                        d[i].close();
-                        d[i].close();   // idempotent
-                    }
-                    if (spk[i] != null) {
-                        spk[i].close();
-                    }
-                }
-            }
-            for (int i = 0; i < n; i++) {
-                assertEquals(cases.get(i).get("chunk_samples").size(), chunks[i], cases.get(i).get("id").asText() + " chunks");
-            }
-        }
     }
 
     /** The LLM done before the first hop: the flush alone is the non-streamed flow and vocoder, sample for sample. */
@@ -171,28 +113,84 @@ class CosyVoice3StreamingConformanceTest {
     record Streamed(List<HopDecoder.Hop> hops, List<float[]> chunks, float[] joined) {
     }
 
-    static Streamed stream(SpeakerFeatures spk, int[] tokens) {
-        List<HopDecoder.Hop> hops = new ArrayList<>();
-        List<float[]> chunks = new ArrayList<>();
-        try (RandomSource random = new RandomSource(0); HopDecoder d = new HopDecoder(pack, spk, random)) {
-            for (int n = 0; n <= tokens.length; n++) {
-                boolean done = n == tokens.length;
-                int[] soFar = Arrays.copyOf(tokens, n);
-                while (d.ready(n, done)) {
-                    hops.add(d.plan(n, done));
-                    chunks.add(d.next(soFar, done, () -> false));
+    /** Our streams of every case, keyed by case id (computed once, by {@link #streamAll}). */
+    static java.util.Map<String, Streamed> ours;
+
+    /**
+     * Every case streamed at once, as concurrent requests would be: the cases' tokens arrive one at a time in
+     * lock-step (each case's LLM is done after its last token), and after each arrival every decoder that is ready
+     * runs its hops; so the decoders' hops interleave (per-request state: CosyVoice keeps the hop length on the shared
+     * model object, here nothing is shared). Each decoder is closed twice (idempotent).
+     */
+    static synchronized java.util.Map<String, Streamed> streamAll() {
+        if (ours != null) {
+            return ours;
+        }
+        List<JsonNode> cases = new ArrayList<>();
+        streamed.get("cases").forEach(cases::add);
+        int n = cases.size();
+        SpeakerFeatures[] spk = new SpeakerFeatures[n];
+        HopDecoder[] d = new HopDecoder[n];
+        int[][] tokens = new int[n][];
+        List<List<HopDecoder.Hop>> hops = new ArrayList<>();
+        List<List<float[]>> chunks = new ArrayList<>();
+        int longest = 0;
+        boolean interleavedSeen = false;
+        try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode();
+             RandomSource random = new RandomSource(0)) {
+            try {
+                for (int i = 0; i < n; i++) {
+                    GenericDict g = Golden.load(EXPECTED.resolve(cases.get(i).get("fixture").asText()));
+                    tokens[i] = Tensors.toInts(Golden.get(g, "speech_tokens"));
+                    spk[i] = CosyVoice2StreamingConformanceTest.features(g);
+                    d[i] = new HopDecoder(pack, spk[i], random);
+                    hops.add(new ArrayList<>());
+                    chunks.add(new ArrayList<>());
+                    longest = Math.max(longest, tokens[i].length);
+                }
+                int last = -1;
+                for (int k = 0; k <= longest; k++) {
+                    for (int i = 0; i < n; i++) {
+                        int have = Math.min(k, tokens[i].length);
+                        boolean done = k >= tokens[i].length;
+                        int[] soFar = Arrays.copyOf(tokens[i], have);
+                        while (d[i].ready(have, done)) {
+                            hops.get(i).add(d[i].plan(have, done));
+                            chunks.get(i).add(d[i].next(soFar, done, () -> false));
+                            interleavedSeen |= last >= 0 && last != i && !d[last].finished() && !d[i].finished();
+                            last = i;
+                        }
+                    }
+                }
+                for (int i = 0; i < n; i++) {
+                    assertTrue(d[i].finished(), cases.get(i).get("id").asText() + ": the decoder flushed");
+                }
+            } finally {
+                for (int i = 0; i < n; i++) {
+                    if (d[i] != null) {
+                        d[i].close();
+                        d[i].close();
+                    }
+                    if (spk[i] != null) {
+                        spk[i].close();
+                    }
                 }
             }
-            assertTrue(d.finished(), "the decoder flushed");
         }
-        int total = chunks.stream().mapToInt(x -> x.length).sum();
-        float[] joined = new float[total];
-        int at = 0;
-        for (float[] x : chunks) {
-            System.arraycopy(x, 0, joined, at, x.length);
-            at += x.length;
+        assertTrue(interleavedSeen, "the cases' hops interleaved");
+        java.util.Map<String, Streamed> out = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < n; i++) {
+            int total = chunks.get(i).stream().mapToInt(x -> x.length).sum();
+            float[] joined = new float[total];
+            int at = 0;
+            for (float[] x : chunks.get(i)) {
+                System.arraycopy(x, 0, joined, at, x.length);
+                at += x.length;
+            }
+            out.put(cases.get(i).get("id").asText(), new Streamed(hops.get(i), chunks.get(i), joined));
         }
-        return new Streamed(hops, chunks, joined);
+        ours = out;
+        return ours;
     }
 
     /** Each flow call of upstream's stream, recomputed with FlowDecoder.decodeStreaming on the same tokens. */
@@ -260,7 +258,7 @@ class CosyVoice3StreamingConformanceTest {
             int[] tokens = Tensors.toInts(Golden.get(g, "speech_tokens"));
             float[] want = Tensors.toFloats(Golden.get(g, "wav"));
             try (SpeakerFeatures spk = CosyVoice2StreamingConformanceTest.features(g)) {
-                Streamed s = stream(spk, tokens);
+                Streamed s = streamAll().get(c.get("id").asText());
                 JsonNode hops = c.get("hops");
                 assertEquals(hops.size(), s.hops().size(), "number of hops");
                 for (int i = 0; i < hops.size(); i++) {
