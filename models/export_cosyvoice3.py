@@ -39,7 +39,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import export_cosyvoice2 as e2  # noqa: E402
-from timbrepack import FORMAT_ID, archive, instructions, nets, onnxmodels, sizes, tokenizer, validate  # noqa: E402
+from timbrepack import FORMAT_ID, archive, build, instructions, nets, onnxmodels, sizes, tokenizer, validate  # noqa: E402
 from timbrepack import cosyvoice2 as cv2  # noqa: E402
 from timbrepack import cosyvoice3 as cv3  # noqa: E402
 
@@ -181,9 +181,13 @@ def scripted_checked(module: nn.Module, what: str) -> torch.jit.ScriptModule:
             a, b = module.encode(*args), scripted.encode(*args)
             est = (torch.randn(2, 80, 26, generator=g), a[1], a[0], torch.rand(2, generator=g), a[2], a[3])
             pairs = list(zip(a, b)) + [(module.estimate(*est), scripted.estimate(*est))]
+            a, b = module.encode_streaming(*args, 3, True), scripted.encode_streaming(*args, 3, True)
+            est = (torch.randn(2, 80, 20, generator=g), a[1], a[0], torch.rand(2, generator=g), a[2], a[3], True)
+            pairs += list(zip(a, b)) + [(module.estimate_streaming(*est), scripted.estimate_streaming(*est))]
         else:
-            mel = torch.randn(1, 80, 9, generator=g)
-            pairs = [(module(mel), scripted(mel))]
+            mel = torch.randn(1, 80, 12, generator=g)
+            pairs = [(module(mel), scripted(mel)), (module.vocode_streaming(mel, False)[0],
+                                                    scripted.vocode_streaming(mel, False)[0])]
     for x, y in pairs:
         if x.shape != y.shape or not bool(torch.isfinite(y).all()) or float((x - y).abs().max()) > 1e-4:
             stop(f"internal: scripted {what} differs from the eager module")
@@ -211,7 +215,7 @@ def check_inputs(model_dir: str) -> dict:
 
 
 def finish_pack(out: str, name: str, size: str, weights: str, llm: cv3.SpeechLM3, tokenizer_doc: dict,
-                params: dict, fmax: float, source_seconds: int) -> dict:
+                params: dict, fmax: float, source_seconds: int, streaming: dict) -> dict:
     files = {}
     tokenizer.write(tokenizer_doc, os.path.join(out, "tokenizer.json"))
     for fname in list(MODULE_FILES.values()) + list(ONNX_FILES.values()) + ["tokenizer.json"]:
@@ -248,6 +252,7 @@ def finish_pack(out: str, name: str, size: str, weights: str, llm: cv3.SpeechLM3
                  "token_mel_ratio": 2, "noise_frames": sizes.NOISE_LEN, "estimator": "dit", "pre_lookahead": 3},
         "vocoder": {"file": MODULE_FILES["vocoder"], "causal": True, "source_seconds": source_seconds,
                     "source_harmonics": 0},   # the causal source draws nothing: vocode takes empty phase and noise
+        "streaming": streaming,
         "parameters": params,
         "files": files,
     }
@@ -279,6 +284,9 @@ def export(model_dir: str, out: str, name: str, size: str = "cosyvoice3",
     flow = load_flow(model_dir, cfg)
     params["flow"] = e2.count(flow)
     flow_s = scripted_checked(flow, "flow")
+    # CosyVoice3Model's hops (the chunk in tokens = DiT static_chunk_size / token_mel_ratio); the causal HiFT is re-run
+    # over all the mel so far (CosyVoice3Model.token2wav): no cross-fade cache
+    streaming = build.streaming_manifest(flow.token_chunk, flow.estimator_chunk, flow.pre_lookahead_len, "rerun")
     del flow
     print("hift.pt -> timbrepack.cosyvoice3.HiFT")
     hift = load_hift(model_dir, cfg, source_seconds)
@@ -296,7 +304,7 @@ def export(model_dir: str, out: str, name: str, size: str = "cosyvoice3",
         print(f"  {fname:26s} {params[key]:>13,d} parameters  {os.path.getsize(os.path.join(out, fname)):>13,d} bytes")
     for role, fname in ONNX_FILES.items():
         shutil.copyfile(onnx_sources[role], os.path.join(out, fname))
-    manifest = finish_pack(out, name, size, weights, llm, tok_doc, params, fmax, source_seconds)
+    manifest = finish_pack(out, name, size, weights, llm, tok_doc, params, fmax, source_seconds, streaming)
     del llm, llm_s, flow_s, hift_s
     validate.check(out)
     return manifest

@@ -382,9 +382,135 @@ def compute_expected():
     return out
 
 
+# Streamed cases: (id, prompt id, number of speech tokens, token seed), fed to CosyVoice3Model.tts(stream=True) in
+# place of the LLM (see compute_streamed). With the prompts' 143 / 107 tokens: s_en200 (pad 7) -> hops 32, 50, 100
+# and an 18-token flush; s_zh60 (pad 18) -> one 43-token hop and a 17-token flush.
+STREAM_CASES = [('s_en200', 'en16k', 200, 31), ('s_zh60', 'zh48k', 60, 32)]
+
+
+def compute_streamed():
+    """CosyVoice 3's own chunked streaming on the committed model directory: for each STREAM_CASES entry a FRESH
+    CosyVoice3Model (upstream keeps the hop length on the model object and grows it per hop; a fresh one starts at
+    25 as a first request does) runs tts(stream=True) with the prompt's spk2info features; its LLM thread is replaced
+    by one that appends the case's tokens at once and ends (token2wav, the flow and the causal HiFT are upstream's
+    own). Records every flow call (tokens in, streaming, finalize, its mel after token_offset) and every HiFT call
+    (mel frames, finalize, samples), the emitted chunks, and the non-streamed output of the same tokens (a fresh
+    model, stream=False). Writes expected/stream_<id>.pt and expected/streamed.json; other fixtures are untouched."""
+    import torch
+    from cosyvoice.cli.cosyvoice import CosyVoice3
+    from cosyvoice.cli.model import CosyVoice3Model
+    cosy = CosyVoice3(MODEL, load_trt=False, load_vllm=False, fp16=False)
+    base = cosy.model
+    set_source_buffers(base.hift)
+    out = {'format': 'timbre-conformance-streamed/1', 'model': 'cosyvoice3', 'cases': []}
+    pre = base.flow.pre_lookahead_len
+
+    def run(spk, tokens, stream):
+        m = CosyVoice3Model(base.llm, base.flow, base.hift, False)
+        flow_calls, hift_calls = [], []
+        orig_flow, orig_hift = m.flow.inference, m.hift.inference
+
+        def flow_inf(**k):
+            mel, cache = orig_flow(**k)
+            flow_calls.append({'tokens': int(k['token'].shape[1]), 'streaming': bool(k['streaming']),
+                               'finalize': bool(k['finalize']), 'mel': mel.detach().cpu().clone()})
+            return mel, cache
+
+        def hift_inf(speech_feat, finalize=True):
+            speech, source = orig_hift(speech_feat=speech_feat, finalize=finalize)
+            hift_calls.append({'mel_frames': int(speech_feat.shape[2]), 'finalize': bool(finalize),
+                               'samples': int(speech.shape[1])})
+            return speech, source
+
+        def llm_job(text, prompt_text, llm_prompt_speech_token, llm_embedding, uuid):
+            m.tts_speech_token_dict[uuid].extend(tokens)
+            m.llm_end_dict[uuid] = True
+
+        m.flow.inference, m.hift.inference, m.llm_job = flow_inf, hift_inf, llm_job
+        try:
+            chunks = [o['tts_speech'].detach().cpu().clone() for o in m.tts(
+                text=torch.zeros(1, 1, dtype=torch.int32), flow_embedding=spk['flow_embedding'],
+                llm_embedding=spk['llm_embedding'], prompt_text=spk['prompt_text'],
+                llm_prompt_speech_token=spk['llm_prompt_speech_token'],
+                flow_prompt_speech_token=spk['flow_prompt_speech_token'],
+                prompt_speech_feat=spk['prompt_speech_feat'], stream=stream)]
+        finally:
+            del m.flow.inference, m.hift.inference
+        return chunks, flow_calls, hift_calls
+
+    for cid, pid, n, seed in STREAM_CASES:
+        spk = torch.load(os.path.join(EXPECTED, f'prompt_{pid}.pt'))
+        g = torch.Generator().manual_seed(seed)
+        tokens = torch.randint(0, 6561, (n,), generator=g).tolist()
+        chunks, calls, hifts = run(spk, tokens, True)
+        whole, _, _ = run(spk, tokens, False)
+        wav = torch.cat(chunks, dim=1)
+        ref = whole[0]
+        assert wav.shape == ref.shape, (wav.shape, ref.shape)
+        assert len(calls) == len(hifts) == len(chunks)
+        mels, hops = [], []
+        offset = 0
+        for c, h, ch in zip(calls, hifts, chunks):
+            used = c['tokens'] - (0 if c['finalize'] else pre)
+            new = c['mel'][:, :, offset * 2:]
+            mels.append(new)
+            hops.append({'offset': offset, 'tokens_in': c['tokens'], 'hop': used - offset, 'streaming': c['streaming'],
+                         'finalize': c['finalize'], 'mel_frames': int(new.shape[2]),
+                         'vocoder_mel_frames': h['mel_frames'], 'vocoder_finalize': h['finalize'],
+                         'vocoder_samples': h['samples'], 'emitted_samples': int(ch.shape[1])})
+            offset = used
+        lengths = [int(c.shape[1]) for c in chunks]
+        diff = (wav - ref)[0]
+        tensors = {'prompt_text': spk['prompt_text'].to(torch.int32),
+                   'flow_prompt_speech_token': spk['flow_prompt_speech_token'].to(torch.int32),
+                   'prompt_speech_feat': spk['prompt_speech_feat'].float(), 'embedding': spk['flow_embedding'].float(),
+                   'speech_tokens': torch.tensor([tokens], dtype=torch.int32),
+                   'hop_mel': torch.cat(mels, dim=2).float().contiguous(),
+                   'wav': wav.float().contiguous(),
+                   'chunk_samples': torch.tensor(lengths, dtype=torch.int64)}
+        fname = f'stream_{cid}.pt'
+        torch.save(tensors, os.path.join(EXPECTED, fname))
+        bounds = [sum(lengths[:i + 1]) for i in range(len(lengths) - 1)]
+        out['cases'].append({
+            'id': cid, 'prompt': pid, 'prompt_tokens': int(spk['flow_prompt_speech_token'].shape[1]),
+            'speech_tokens': n, 'token_seed': seed, 'fixture': fname, 'hops': hops, 'chunk_samples': lengths,
+            'seams': bounds,
+            'non_streamed_vs_streamed': {
+                'max_abs': float(diff.abs().max()), 'rms': float(diff.pow(2).mean().sqrt()),
+                'rms_of_non_streamed': float(ref.pow(2).mean().sqrt()),
+                'rms_first_hop_region': float(diff[:bounds[0]].pow(2).mean().sqrt()) if bounds else None},
+            'tensors': {k: {'shape': list(v.shape), 'dtype': str(v.dtype).replace('torch.', '')} for k, v in tensors.items()},
+        })
+        print(f'{cid}: {n} tokens, hops {[h["hop"] for h in hops]}, chunks {lengths}, '
+              f'|stream - non-stream| max {float(diff.abs().max()):.3g}', flush=True)
+    out['upstream'] = {
+        'cosyvoice_commit': gen2.git_head('COSYVOICE_SRC'),
+        'history': {'cosyvoice/cli/model.py': gen2.git_log('COSYVOICE_SRC', 'cosyvoice/cli/model.py')},
+        'behaviour': ('CosyVoice3Model.tts (CosyVoice2Model.tts, stream=True): token_hop_len 25 (grown x2 per hop to 100 '
+                      'on the model object), first hop + ceil(prompt/25)*25 - prompt, a hop needs hop + 3 tokens; '
+                      'CosyVoice3Model.token2wav(stream=True, finalize=False) per hop: the flow over prompt + all tokens '
+                      'so far with DiT chunk masks (static_chunk_size 50 frames), the last 3 tokens the pre-lookahead '
+                      'context; mel kept from token_offset * 2 and appended to the whole mel so far; the causal HiFT '
+                      're-run over all of it with finalize=False (drops the F0 predictor\'s 3 and conv_pre\'s 4 '
+                      'look-ahead frames and the last 480 samples); output from speech_offset on. The flush: '
+                      'token2wav(finalize=True) without stream (streaming=False), HiFT finalize=True. No cross-fade, '
+                      'no source cache.')}
+    out['deviations'] = ['causal HiFT source buffers (rand_ini, sine_waves, uv) replaced by '
+                         'timbrepack.cosyvoice3.source_buffers (as in expected.json)',
+                         'the LLM thread replaced by one that appends the case\'s seeded random tokens at once']
+    files = {}
+    for cs in out['cases']:
+        p = os.path.join(EXPECTED, cs['fixture'])
+        files[cs['fixture']] = {'sha256': gen2.sha256(p), 'bytes': os.path.getsize(p)}
+    out['files'] = files
+    with open(os.path.join(EXPECTED, 'streamed.json'), 'w') as f:
+        json.dump(out, f, indent=1, ensure_ascii=False)
+        f.write('\n')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--stage', choices=['model', 'expected', 'all'], default='all')
+    ap.add_argument('--stage', choices=['model', 'expected', 'streamed', 'all'], default='all')
     args = ap.parse_args()
     if not os.environ.get('XTRANSFORMERS_SRC'):
         sys.exit('error: XTRANSFORMERS_SRC must name a lucidrains/x-transformers checkout')
@@ -422,13 +548,15 @@ def main():
             for dp, _, fns in os.walk(base):
                 for fn in sorted(fns):
                     p = os.path.join(dp, fn)
-                    if fn == 'expected.json':
-                        continue
+                    if fn == 'expected.json' or fn == 'streamed.json' or fn.startswith('stream_'):
+                        continue      # the streamed stage's files are listed in streamed.json
                     files[os.path.relpath(p, ROOT)] = {'sha256': gen2.sha256(p), 'bytes': os.path.getsize(p)}
         out['files'] = dict(sorted(files.items()))
         with open(os.path.join(EXPECTED, 'expected.json'), 'w') as f:
             json.dump(out, f, indent=1, ensure_ascii=False)
             f.write('\n')
+    if args.stage in ('streamed', 'all'):
+        compute_streamed()
     print(f'done in {time.time() - t0:.1f}s', flush=True)
 
 

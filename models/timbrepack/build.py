@@ -81,12 +81,24 @@ def write_pack(size: str, out: str, seed: int, name: str) -> dict:
                        source_harmonics=int(modules["vocoder"].harmonic_mul.shape[0]))
 
 
-def streaming_manifest(encoder_chunk: int, estimator_chunk: int, pre_lookahead: int) -> dict:
+VOCODER_CACHES = ("crossfade", "rerun")
+
+
+def streaming_manifest(encoder_chunk: int, estimator_chunk: int, pre_lookahead: int,
+                       vocoder_cache: str = "crossfade") -> dict:
     """pack.json `streaming`: the flow's chunk sizes (the scripted encode_streaming / estimate_streaming use them) and
-    CosyVoice2Model's hop constants (cosyvoice/cli/model.py): token_hop_len must equal the encoder's chunk."""
+    CosyVoice2Model's hop constants (cosyvoice/cli/model.py): token_hop_len must equal the encoder's chunk (the
+    flow's chunk in tokens). vocoder_cache: how the vocoder streams. "crossfade" (CosyVoice2Model.token2wav): HiFT
+    keeps the last 8 mel frames and 3840 source samples and cross-fades the seam (vocode with cache_source);
+    "rerun" (CosyVoice3Model.token2wav): the causal HiFT re-runs over all the mel so far with
+    vocode_streaming(mel, finalize) and the new samples are those past the ones already emitted (no cache sizes)."""
+    if vocoder_cache not in VOCODER_CACHES:
+        raise ValueError(f"vocoder_cache {vocoder_cache!r}: expected one of {VOCODER_CACHES}")
+    crossfade = vocoder_cache == "crossfade"
     return {"token_hop_len": encoder_chunk, "max_token_hop_len": 4 * encoder_chunk, "hop_scale_factor": 2,
             "pre_lookahead_len": pre_lookahead, "encoder_chunk": encoder_chunk, "estimator_chunk": estimator_chunk,
-            "mel_cache_frames": 8, "source_cache_samples": 8 * 480}
+            "vocoder_cache": vocoder_cache,
+            "mel_cache_frames": 8 if crossfade else 0, "source_cache_samples": 8 * 480 if crossfade else 0}
 
 
 def finish_pack(out: str, name: str, size: str, weights: str, llm: dict, text_vocab_size: int, tokenizer_doc: dict,

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from . import nets
 from .cosyvoice2 import ReleaseError, _Section, _Tagged, Snake
+from .cosyvoice2 import chunk_mask as cv2_chunk_mask
 
 SPEECH_TOKEN_SIZE = 6561
 RESERVED = 200                         # CosyVoice3LM: llm_decoder / speech_embedding have 6561 + 200 rows
@@ -270,11 +271,15 @@ class PreLookahead(nn.Module):
         self.conv1 = nn.Conv1d(cin, channels, lookahead + 1)
         self.conv2 = nn.Conv1d(channels, cin, 3)
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = F.pad(x.transpose(1, 2), (0, self.lookahead))
+    def forward(self, x: Tensor, context: int = 0) -> Tensor:
+        """x [B, T, D]; the last `context` tokens are only look-ahead (PreLookaheadLayer(inputs, context), as
+        CausalMaskedDiffWithDiT.inference passes them with finalize=False): zero padding fills the look-ahead they
+        do not cover, and the result covers T - context tokens."""
+        t = x.shape[1] - context
+        h = F.pad(x.transpose(1, 2), (0, self.lookahead - context))
         h = F.leaky_relu(self.conv1(h))
         h = self.conv2(F.pad(h, (2, 0)))
-        return h.transpose(1, 2) + x
+        return h.transpose(1, 2) + x[:, :t]
 
 
 class TimeEmbedding(nn.Module):
@@ -342,13 +347,14 @@ class DiTAttention(nn.Module):
         r = t[..., :self.dim_head]
         return torch.cat((r * cos + rotate_pairs(r) * sin, t[..., self.dim_head:]), dim=-1)
 
-    def forward(self, x: Tensor, key_mask: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    def forward(self, x: Tensor, key_mask: Tensor, allowed: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """key_mask [B, N]: valid frames (the output's mask); allowed [B, 1, 1 or N, N]: keys each query sees."""
         b, n = x.shape[0], x.shape[1]
         q = self.rope(self.to_q(x), cos, sin).view(b, n, self.heads, self.dim_head).transpose(1, 2)
         k = self.rope(self.to_k(x), cos, sin).view(b, n, self.heads, self.dim_head).transpose(1, 2)
         v = self.to_v(x).view(b, n, self.heads, self.dim_head).transpose(1, 2)
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.dim_head)
-        scores = scores.masked_fill(~key_mask.view(b, 1, 1, n), float("-inf"))
+        scores = scores.masked_fill(~allowed, float("-inf"))
         out = torch.matmul(torch.softmax(scores, dim=-1), v)
         out = self.to_out[0](out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head))
         return out.masked_fill(~key_mask.unsqueeze(-1), 0.0)
@@ -378,13 +384,13 @@ class DiTBlock(nn.Module):
         self.attn = DiTAttention(dim, heads, dim_head)
         self.ff = DiTFeedForward(dim, int(dim * ff_mult))
 
-    def forward(self, x: Tensor, t: Tensor, key_mask: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, key_mask: Tensor, allowed: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         e = self.attn_norm.linear(F.silu(t))
         d = self.dim
         shift_msa, scale_msa, gate_msa = e[:, :d], e[:, d:2 * d], e[:, 2 * d:3 * d]
         shift_mlp, scale_mlp, gate_mlp = e[:, 3 * d:4 * d], e[:, 4 * d:5 * d], e[:, 5 * d:]
         norm = F.layer_norm(x, [d], eps=1e-6) * (1 + scale_msa.unsqueeze(1)) + shift_msa.unsqueeze(1)
-        x = x + gate_msa.unsqueeze(1) * self.attn(norm, key_mask, cos, sin)
+        x = x + gate_msa.unsqueeze(1) * self.attn(norm, key_mask, allowed, cos, sin)
         norm = F.layer_norm(x, [d], eps=1e-6) * (1 + scale_mlp.unsqueeze(1)) + shift_mlp.unsqueeze(1)
         return x + gate_mlp.unsqueeze(1) * self.ff(norm)
 
@@ -412,6 +418,11 @@ class DiT(nn.Module):
     def forward(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor) -> Tensor:
         """x, mu, cond [B, 80, F]; mask [B, 1, F]; t [B]; spks [B, 80] -> velocity [B, 80, F] (full attention over
         the valid frames: the non-streamed path)."""
+        return self.chunked(x, mask, mu, t, spks, cond, 0)
+
+    def chunked(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor, chunk: int) -> Tensor:
+        """chunk > 0: DiT.forward(streaming=True): attention within chunks of `chunk` frames and all chunks before
+        (add_optional_chunk_mask with static_chunk_size); chunk = 0: full attention over the valid frames."""
         x = x.transpose(1, 2)
         n = x.shape[1]
         temb = self.time_embed(t)
@@ -421,8 +432,13 @@ class DiT(nn.Module):
         freqs = torch.stack((freqs, freqs), dim=-1).reshape(n, -1).unsqueeze(0)      # [1, N, dh] interleaved
         cos, sin = freqs.cos(), freqs.sin()
         key_mask = mask[:, 0, :] > 0                                                  # [B, N]
+        b = key_mask.shape[0]
+        if chunk > 0:
+            allowed = cv2_chunk_mask(key_mask.unsqueeze(1), chunk).unsqueeze(1)         # [B, 1, N, N]
+        else:
+            allowed = key_mask.view(b, 1, 1, n)
         for block in self.transformer_blocks:
-            h = block(h, temb, key_mask, cos, sin)
+            h = block(h, temb, key_mask, allowed, cos, sin)
         e = self.norm_out.linear(F.silu(temb))
         scale, shift = e[:, :self.dim], e[:, self.dim:]
         h = F.layer_norm(h, [self.dim], eps=1e-6) * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
@@ -442,6 +458,9 @@ class Flow(nn.Module):
     def __init__(self, c: dict, noise_len: int = 15000):
         super().__init__()
         self.mel_bins = c["output_size"]
+        self.estimator_chunk = c["static_chunk_size"]             # DiT static_chunk_size (mel frames)
+        self.token_chunk = c["static_chunk_size"] // c["token_mel_ratio"]   # the same chunk in tokens
+        self.pre_lookahead_len = c["pre_lookahead_len"]
         self.input_embedding = nn.Embedding(c["vocab_size"], c["input_size"])
         self.spk_embed_affine_layer = nn.Linear(c["spk_embed_dim"], c["output_size"])
         self.pre_lookahead_layer = PreLookahead(c["la_in"], c["la_channels"], c["pre_lookahead_len"])
@@ -452,11 +471,22 @@ class Flow(nn.Module):
     @torch.jit.export
     def encode(self, tokens: Tensor, token_len: Tensor, prompt_feat: Tensor, prompt_feat_len: Tensor,
                embedding: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        b, t = tokens.shape
+        return self.encode_streaming(tokens, token_len, prompt_feat, prompt_feat_len, embedding, 0, False)
+
+    @torch.jit.export
+    def encode_streaming(self, tokens: Tensor, token_len: Tensor, prompt_feat: Tensor, prompt_feat_len: Tensor,
+                         embedding: Tensor, context: int, streaming: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """CausalMaskedDiffWithDiT.inference's part before the ODE, for chunked streaming (the signature of CosyVoice 2
+        packs): the last `context` tokens (finalize=False: pre_lookahead_len; token_len counts them) are only the
+        pre-lookahead layer's context, the results cover T - context tokens. `streaming` changes nothing here (the
+        DiT flow has no encoder; its chunk masks are estimate_streaming's). encode = encode_streaming(.., 0, False)."""
+        b, t_all = tokens.shape
+        t = t_all - context
         spks = self.spk_embed_affine_layer(F.normalize(embedding, dim=1))
-        tok_mask = torch.arange(t, device=tokens.device).unsqueeze(0) < token_len.unsqueeze(1)
-        x = self.input_embedding(torch.clamp(tokens, min=0)) * tok_mask.unsqueeze(-1).to(spks.dtype)
-        h = self.pre_lookahead_layer(x).repeat_interleave(2, dim=1)                 # [B, 2T, 80]
+        all_mask = torch.arange(t_all, device=tokens.device).unsqueeze(0) < token_len.unsqueeze(1)
+        x = self.input_embedding(torch.clamp(tokens, min=0)) * all_mask.unsqueeze(-1).to(spks.dtype)
+        h = self.pre_lookahead_layer(x, context).repeat_interleave(2, dim=1)        # [B, 2(T - context), 80]
+        tok_mask = torch.arange(t, device=tokens.device).unsqueeze(0) < (token_len - context).unsqueeze(1)
         mel_mask = tok_mask.repeat_interleave(2, dim=1)
         mu = (h * mel_mask.unsqueeze(-1).to(h.dtype)).transpose(1, 2).contiguous()
         cond = torch.zeros(b, 2 * t, self.mel_bins, dtype=h.dtype, device=h.device)
@@ -468,6 +498,12 @@ class Flow(nn.Module):
     @torch.jit.export
     def estimate(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor) -> Tensor:
         return self.decoder.estimator(x, mask, mu, t, spks, cond)
+
+    @torch.jit.export
+    def estimate_streaming(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spks: Tensor, cond: Tensor,
+                           streaming: bool) -> Tensor:
+        """estimate; streaming: DiT.forward(streaming=True), chunk attention of static_chunk_size frames."""
+        return self.decoder.estimator.chunked(x, mask, mu, t, spks, cond, self.estimator_chunk if streaming else 0)
 
     @torch.jit.export
     def noise(self, frames: int) -> Tensor:
@@ -605,6 +641,10 @@ class HiFT(nn.Module):
         self.m_source = CausalSource(c["nb_harmonics"], c["sampling_rate"], self.upp, c["nsf_alpha"], c["nsf_sigma"],
                                      c["nsf_voiced_threshold"], source_samples)
         self.conv_pre = PadConv(c["in_channels"], base, c["conv_pre_look_right"] + 1, right=True)
+        # finalize=False (CausalHiFTGenerator.inference / decode): frames of look-ahead the causal parts drop
+        self.f0_look_right = self.f0_predictor.condnet[0].right
+        self.pre_look_right = self.conv_pre.right
+        self.stft_per_frame = self.upp // self.hop
         self.ups = nn.ModuleList([UpConv(base // 2 ** i, base // 2 ** (i + 1), k, u)
                                   for i, (u, k) in enumerate(zip(rates, c["upsample_kernel_sizes"]))])
         down = [1] + rates[::-1][:-1]
@@ -634,11 +674,16 @@ class HiFT(nn.Module):
         self.register_buffer("stft_window", (0.5 - 0.5 * torch.cos(2 * math.pi * n / self.n_fft)).float(),
                              persistent=True)
 
-    def decode(self, x: Tensor, s: Tensor) -> Tensor:
+    def decode(self, x: Tensor, s: Tensor, finalize: bool) -> Tensor:
         spec = torch.stft(s.squeeze(1), self.n_fft, self.hop, self.n_fft, window=self.stft_window, center=True,
                           return_complex=True)
         s_stft = torch.cat([spec.real, spec.imag], dim=1)
         x = self.conv_pre(x)
+        if not finalize:
+            # upstream: conv_pre over x[:-look] with the last `look` frames as its right context (what the zero
+            # padding gives for the frames kept) and the source's STFT cut by as many frames' worth
+            x = x[:, :, :x.shape[2] - self.pre_look_right]
+            s_stft = s_stft[:, :, :s_stft.shape[2] - self.stft_per_frame * self.pre_look_right]
         last = len(self.ups) - 1
         i = 0
         for up, source_down, source_block in zip(self.ups, self.source_downs, self.source_resblocks):
@@ -660,6 +705,8 @@ class HiFT(nn.Module):
         phase = torch.sin(x[:, half:, :])
         spec_out = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
         wav = torch.istft(spec_out, self.n_fft, self.hop, self.n_fft, window=self.stft_window)
+        if not finalize:
+            wav = wav[:, :wav.shape[1] - self.upp]
         return torch.clamp(wav, -self.audio_limit, self.audio_limit)
 
     @torch.jit.export
@@ -670,10 +717,26 @@ class HiFT(nn.Module):
         HiFT keeps no source cache between hops either, so cache_source must be empty ([B, 1, 0])."""
         if phase.shape[1] != 0 or noise.shape[1] != 0 or cache_source.shape[2] != 0:
             raise ValueError("the causal vocoder takes no random draws and no source cache")
+        return self.vocode_streaming(mel, True)
+
+    @torch.jit.export
+    def vocode_streaming(self, mel: Tensor, finalize: bool) -> Tuple[Tensor, Tensor]:
+        """CausalHiFTGenerator.inference(speech_feat, finalize): CosyVoice 3's chunked streaming re-runs the vocoder
+        over all the mel so far. finalize=True: the whole utterance (= vocode). finalize=False: the F0 predictor's
+        first (right-padded) conv takes its last 3 frames as context, conv_pre the next 4, and the last frame's
+        samples are dropped: mel [B, 80, F] -> (wav [B, (F - 8) * 480], source [B, 1, (F - 3) * 480])."""
         f0 = self.f0_predictor(mel)
+        if not finalize:
+            # the right-padded first conv run on mel[:-3] with mel[-3:] as its context gives the padded conv's first
+            # F - 3 frames; every later layer is causal, so those frames are f0[:F - 3]
+            keep = mel.shape[2] - self.f0_look_right
+            if keep <= self.pre_look_right + 1:
+                raise ValueError("too few mel frames for a streamed vocoder call")
+            f0 = f0[:, :keep]
+            mel = mel[:, :, :keep]
         s = torch._C._nn.upsample_nearest1d(f0.unsqueeze(1), None, [float(self.upp)]).transpose(1, 2)
         s = self.m_source(s).transpose(1, 2)
-        return self.decode(mel, s), s
+        return self.decode(mel, s, finalize), s
 
     def forward(self, mel: Tensor) -> Tensor:
         b = mel.shape[0]

@@ -34,6 +34,8 @@ METHODS: Dict[str, Dict[str, Tuple[Tuple[str, str], ...]]] = {
     "vocoder": {
         "forward": (("mel", T),),
         "vocode": (("mel", T), ("phase", T), ("noise", T), ("cache_source", T)),
+        # only packs whose streaming section declares vocoder_cache "rerun" (a causal vocoder re-run per hop)
+        "vocode_streaming": (("mel", T), ("finalize", B)),
     },
 }
 REQUIRED_KEYS = ["format", "name", "version", "size", "weights", "audio", "text", "frontend", "llm", "flow", "vocoder",
@@ -115,11 +117,19 @@ def check_files(directory: str, manifest: dict, log: Callable[[str], None]) -> N
         log(f"  ok  golden/ ({len(index['files'])} files, {len(index['cases'])} cases)")
 
 
-def check_signatures(module: torch.jit.ScriptModule, key: str, streams: bool = True) -> List[str]:
-    """streams: the pack declares `streaming`; without it the *_streaming methods are not required."""
+def reruns_vocoder(manifest: dict) -> bool:
+    """The pack streams with a vocoder re-run over all the mel so far (streaming.vocoder_cache "rerun")."""
+    return (manifest.get("streaming") or {}).get("vocoder_cache", "crossfade") == "rerun"
+
+
+def check_signatures(module: torch.jit.ScriptModule, key: str, streams: bool = True, rerun: bool = False) -> List[str]:
+    """streams: the pack declares `streaming`; without it the *_streaming methods are not required.
+    rerun: it declares vocoder_cache "rerun"; without it vocoder.vocode_streaming is not required."""
     lines = []
     for method, args in METHODS[key].items():
         if method.endswith("_streaming") and not streams:
+            continue
+        if key == "vocoder" and method == "vocode_streaming" and not rerun:
             continue
         try:
             schema = module._c._get_method(method).schema
@@ -216,6 +226,18 @@ def smoke(modules: Dict[str, torch.jit.ScriptModule], manifest: dict) -> None:
     _expect(tuple(wav2.shape) == (1, 10 * spf) and tuple(src.shape) == (1, 1, 10 * spf)
             and bool(torch.isfinite(wav2).all()) and (cached == 0 or float(src[0, 0, :cached].abs().max()) == 0.0),
             f"vocoder.vocode: shapes {tuple(wav2.shape)} {tuple(src.shape)}, or the cache source was not used")
+    if reruns_vocoder(manifest):
+        _expect(st.get("mel_cache_frames", 0) == 0 and st.get("source_cache_samples", 0) == 0,
+                "streaming: a vocoder re-run over all the mel keeps no mel/source cache (both must be 0)")
+        wav3, _ = hift.vocode_streaming(mel, True)
+        _expect(bool(torch.equal(wav3, wav)), "vocoder.vocode_streaming(mel, True) differs from forward(mel)")
+        wav4, _ = hift.vocode_streaming(mel, False)
+        # finalize=False holds back the look-ahead frames: fewer samples, the same leading ones as the whole call
+        _expect(wav4.shape[0] == 1 and 0 < wav4.shape[1] < 10 * spf and wav4.shape[1] % spf == 0
+                and float((wav4 - wav[:, :wav4.shape[1]]).abs().max()) < 1e-4,
+                f"vocoder.vocode_streaming(mel, False): shape {tuple(wav4.shape)} or its samples differ from forward's")
+    elif st is not None and st.get("vocoder_cache", "crossfade") != "crossfade":
+        _fail(f"streaming.vocoder_cache {st.get('vocoder_cache')!r}: expected 'crossfade' or 'rerun'")
 
 
 def check(directory: str, log: Callable[[str], None] = print, run_smoke: bool = True) -> dict:
@@ -237,7 +259,8 @@ def check(directory: str, log: Callable[[str], None] = print, run_smoke: bool = 
             modules[key] = torch.jit.load(p, map_location="cpu").eval()
         except Exception as e:  # noqa: BLE001 - any load failure is reported as one line
             _fail(f"{p}: torch.jit.load failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-        log(f"  ok  {manifest[key]['file']:16s} " + ", ".join(check_signatures(modules[key], key, "streaming" in manifest)))
+        log(f"  ok  {manifest[key]['file']:16s} " + ", ".join(check_signatures(modules[key], key, "streaming" in manifest,
+                                                                               reruns_vocoder(manifest))))
     if run_smoke and onnxmodels.have_onnxruntime():
         modules["onnx"] = onnxmodels.OnnxFrontend(directory, manifest["frontend"])
     elif run_smoke:

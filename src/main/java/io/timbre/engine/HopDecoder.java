@@ -18,6 +18,12 @@ import java.util.function.BooleanSupplier;
  * cross-fades the seam with a Hamming window, holding back the last 3840 samples until the next hop. When the LLM
  * is done, the rest is flushed (as upstream: the flow without lookahead and without chunk masks).
  *
+ * <p>The vocoder's part follows the pack's declaration (pack.json {@code streaming.vocoder_cache}): "crossfade" (the
+ * default, CosyVoice 2) as above; "rerun" (CosyVoice 3, {@code CosyVoice3Model.token2wav}): the hop's new mel joins all
+ * the mel so far, the causal vocoder re-runs over it ({@code vocode_streaming}, finalize only for the flush, so a hop
+ * holds back the vocoder's look-ahead) and the hop's samples are those past the ones already emitted; no cross-fade
+ * and no source cache. The hop plan and the flow are the same for both.
+ *
  * <p>Unlike upstream, every piece of hop state (token offset, hop length, HiFT cache) belongs to this instance:
  * one request's stream never changes another's hops. Per-request and single-threaded: the engine's runner calls it,
  * it never calls back. Owns its cached tensors; {@link #close()} frees them (idempotent). The {@link RandomSource}
@@ -32,14 +38,19 @@ public final class HopDecoder implements AutoCloseable {
     private final Vocoder vocoder;
     private final int promptPad;
     private final double[] window;
+    /** streaming.vocoder_cache "rerun": the vocoder re-runs over all the mel so far (no cross-fade, no source cache). */
+    private final boolean rerun;
     private int tokenOffset;
+    /** rerun: samples of the segment emitted so far (CosyVoice3Model's speech_offset). */
+    private int speechOffset;
     private int hopLen;
     private int hops;
     private boolean finished;
     private long flowNanos;
     private long vocoderNanos;
     private final AtomicBoolean closed = new AtomicBoolean();
-    // HiFT cache (CosyVoice's hift_cache_dict[uuid]): owned here, released when replaced and on close
+    // HiFT cache (CosyVoice's hift_cache_dict[uuid]): owned here, released when replaced and on close. Crossfade: the
+    // last mel frames and source samples of the previous hop; rerun: all the mel so far (no source)
     private Tensor melCache;
     private Tensor sourceCache;
     private float[] speechCache;
@@ -67,7 +78,8 @@ public final class HopDecoder implements AutoCloseable {
         int hop = cfg.tokenHopLen();
         this.promptPad = (prompt + hop - 1) / hop * hop - prompt;
         this.hopLen = hop;
-        this.window = hamming(2 * cfg.sourceCacheSamples());
+        this.rerun = cfg.vocoderCache() == PackManifest.VocoderCache.RERUN;
+        this.window = rerun ? new double[0] : hamming(2 * cfg.sourceCacheSamples());
     }
 
     /** numpy.hamming(n): 0.54 - 0.46 cos(2 pi k / (n - 1)). */
@@ -125,8 +137,8 @@ public final class HopDecoder implements AutoCloseable {
 
     /**
      * Runs one hop, or the final flush when {@code llmDone} and fewer than a hop plus its lookahead remain, and returns
-     * its new samples (a hop holds back its last {@code source_cache_samples} for the cross-fade; the flush returns
-     * them). Stops with {@link SynthesisJob.CancelledException} between Euler steps once {@code cancelled} says so.
+     * its new samples (a hop holds back its last {@code source_cache_samples} for the cross-fade, or with a re-run
+     * vocoder the samples its look-ahead still changes; the flush returns them). Stops with {@link SynthesisJob.CancelledException} between Euler steps once {@code cancelled} says so.
      *
      * @param tokensSoFar all speech tokens of the segment sampled so far (grows between calls)
      */
@@ -153,6 +165,9 @@ public final class HopDecoder implements AutoCloseable {
                 mel = flow.decodeStreaming(spk, tokensSoFar, tokensSoFar.length, 0, false, cancelled);
             }
             mel = mel.narrow(2, (long) tokenOffset * ratio, mel.size(2) - (long) tokenOffset * ratio);
+            if (rerun) {
+                return rerunVocoder(plan, mel, tokensSoFar.length, t0, cancelled);
+            }
             Tensor cacheSource = null;
             if (melCache != null) {
                 mel = Tensors.cat(2, melCache, mel);
@@ -189,6 +204,38 @@ public final class HopDecoder implements AutoCloseable {
         }
     }
 
+    /**
+     * The vocoder step of a pack whose vocoder re-runs over all the mel so far (streaming.vocoder_cache "rerun",
+     * CosyVoice3Model.token2wav): the hop's new mel joins the segment's mel, the vocoder runs over all of it with
+     * finalize only for the flush, and the samples past those already emitted are this hop's.
+     */
+    private float[] rerunVocoder(Hop plan, Tensor mel, int tokensSoFar, long t0, BooleanSupplier cancelled) {
+        Tensor all = melCache == null ? mel : Tensors.cat(2, melCache, mel);
+        if (cancelled.getAsBoolean()) {
+            throw new SynthesisJob.CancelledException();
+        }
+        long t1 = System.nanoTime();
+        flowNanos = t1 - t0;
+        float[] speech = Tensors.toFloats(vocoder.vocodeStreaming(all.contiguous(), plan.last()));
+        vocoderNanos = System.nanoTime() - t1;
+        float[] emitted = Arrays.copyOfRange(speech, Math.min(speechOffset, speech.length), speech.length);
+        speechOffset += emitted.length;
+        if (!plan.last()) {
+            Tensor keep = all.contiguous();
+            keep.retainReference();
+            releaseCache();
+            melCache = keep;
+            tokenOffset += plan.hop();
+            hopLen = Math.min(cfg.maxTokenHopLen(), hopLen * cfg.hopScaleFactor());
+        } else {
+            tokenOffset = tokensSoFar;
+            finished = true;
+            releaseCache();
+        }
+        hops++;
+        return emitted;
+    }
+
     /** CosyVoice's fade_in_out: the first n samples become new * w[0..n) + previous tail * w[n..2n), in double. */
     private void fadeIn(float[] speech, float[] previous) {
         int n = previous.length;
@@ -208,8 +255,10 @@ public final class HopDecoder implements AutoCloseable {
     private void releaseCache() {
         if (melCache != null) {
             melCache.releaseReference();
-            sourceCache.releaseReference();
             melCache = null;
+        }
+        if (sourceCache != null) {
+            sourceCache.releaseReference();
             sourceCache = null;
         }
     }

@@ -47,6 +47,8 @@ public final class ModelPack implements AutoCloseable {
     final Method encodeStreaming;
     final Method estimateStreaming;
     final Method vocode;
+    /** vocoder.vocode_streaming(mel, finalize): null in a pack without it (needed by streaming.vocoder_cache rerun). */
+    final Method vocodeStreaming;
     /** campplus.onnx and speech_tokenizer_v2.onnx; opened last, so a refusal leaves nothing open. */
     final OnnxModels onnx;
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -71,6 +73,7 @@ public final class ModelPack implements AutoCloseable {
         this.encodeStreaming = flow.find_method("encode_streaming").has_value() ? flow.get_method("encode_streaming") : null;
         this.estimateStreaming = flow.find_method("estimate_streaming").has_value() ? flow.get_method("estimate_streaming") : null;
         this.vocode = method(vocoder, "vocoder", "vocode");
+        this.vocodeStreaming = vocoder.find_method("vocode_streaming").has_value() ? vocoder.get_method("vocode_streaming") : null;
         this.onnx = OnnxModels.open(dir, manifest, onnxOptions, device.is_cuda() ? Math.max(0, device.index()) : -1);
     }
 
@@ -171,13 +174,17 @@ public final class ModelPack implements AutoCloseable {
 
     private Pointer[] owned() {
         return java.util.stream.Stream.of(resample, kaldiFbank, whisperLogMel, speechFeat, prefill, decode,
-                encode, estimate, noise, encodeStreaming, estimateStreaming, vocode, frontend, llm, flow, vocoder, device)
+                encode, estimate, noise, encodeStreaming, estimateStreaming, vocode, vocodeStreaming, frontend, llm, flow, vocoder, device)
                 .filter(java.util.Objects::nonNull).toArray(Pointer[]::new);
     }
 
-    /** True when the pack carries what chunked streaming needs (the flow's streaming methods, pack.json streaming). */
+    /**
+     * True when the pack carries what chunked streaming needs (pack.json streaming, the flow's streaming methods and,
+     * for a vocoder declared to re-run over all the mel, vocoder.vocode_streaming).
+     */
     public boolean streams() {
-        return encodeStreaming != null && estimateStreaming != null && manifest.streaming() != null;
+        return encodeStreaming != null && estimateStreaming != null && manifest.streaming() != null
+                && (manifest.streaming().vocoderCache() != PackManifest.VocoderCache.RERUN || vocodeStreaming != null);
     }
 
     /** The ONNX sessions (tests check that closing the pack closes them). */

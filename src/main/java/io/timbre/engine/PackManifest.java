@@ -38,10 +38,37 @@ public record PackManifest(
     /**
      * pack.json {@code streaming}: the flow's chunk sizes (encoder in tokens, estimator in mel frames) and
      * CosyVoice2Model's hop constants (token_hop_len, growth to max_token_hop_len by hop_scale_factor,
-     * pre_lookahead_len, HiFT's mel and source cache).
+     * pre_lookahead_len, HiFT's mel and source cache), and how the vocoder streams ({@code vocoder_cache}).
      */
     public record Streaming(int tokenHopLen, int maxTokenHopLen, int hopScaleFactor, int preLookaheadLen,
-                            int encoderChunk, int estimatorChunk, int melCacheFrames, int sourceCacheSamples) {
+                            int encoderChunk, int estimatorChunk, int melCacheFrames, int sourceCacheSamples,
+                            VocoderCache vocoderCache) {
+    }
+
+    /** pack.json {@code streaming.vocoder_cache}: how the vocoder carries state from hop to hop. */
+    public enum VocoderCache {
+        /** CosyVoice2Model.token2wav: HiFT keeps the last mel frames and source samples of a hop and cross-fades the
+         * seam (vocode with cache_source); the default of packs that do not say. */
+        CROSSFADE("crossfade"),
+        /** CosyVoice3Model.token2wav: a causal vocoder re-runs over all the mel so far
+         * ({@code vocode_streaming(mel, finalize)}) and the new samples are those past the ones already emitted. */
+        RERUN("rerun");
+
+        public final String id;
+
+        VocoderCache(String id) {
+            this.id = id;
+        }
+
+        static VocoderCache parse(String value, Path dir) {
+            for (VocoderCache c : values()) {
+                if (c.id.equals(value)) {
+                    return c;
+                }
+            }
+            throw new PackException("model pack " + dir + ": pack.json streaming.vocoder_cache '" + value
+                    + "' is not supported (this build knows crossfade, rerun)");
+        }
     }
 
     /** CosyVoice's ras_sampling parameters and the min/max speech-token lengths per text token. */
@@ -122,7 +149,8 @@ public record PackManifest(
         return new Streaming(need(s, "token_hop_len", dir).asInt(), need(s, "max_token_hop_len", dir).asInt(),
                 need(s, "hop_scale_factor", dir).asInt(), need(s, "pre_lookahead_len", dir).asInt(),
                 need(s, "encoder_chunk", dir).asInt(), need(s, "estimator_chunk", dir).asInt(),
-                need(s, "mel_cache_frames", dir).asInt(), need(s, "source_cache_samples", dir).asInt());
+                need(s, "mel_cache_frames", dir).asInt(), need(s, "source_cache_samples", dir).asInt(),
+                VocoderCache.parse(s.path("vocoder_cache").asText(VocoderCache.CROSSFADE.id), dir));
     }
 
     private static JsonNode need(JsonNode node, String key, Path dir) {

@@ -53,6 +53,21 @@ public final class Vocoder {
     }
 
     /**
+     * One streamed call of a vocoder that re-runs over all the mel so far ({@code vocode_streaming}, pack.json
+     * streaming.vocoder_cache "rerun": CausalHiFTGenerator.inference(speech_feat, finalize)). It draws nothing.
+     * finalize=false holds back the vocoder's look-ahead: fewer samples than {@code F * samples_per_mel_frame}.
+     *
+     * @param mel [1, 80, F], all the mel of the segment so far
+     * @return the waveform [1, S]
+     */
+    public Tensor vocodeStreaming(Tensor mel, boolean finalize) {
+        if (pack.vocodeStreaming == null) {
+            throw new PackException("model pack " + pack.key() + " has no vocoder.vocode_streaming: re-export it");
+        }
+        return Tensors.element(Tensors.call(pack.vocodeStreaming, mel, finalize), 0);
+    }
+
+    /**
      * For callers that own no generator yet: a fresh {@code RandomSource(0)} per call, so the output is repeatable
      * and independent of other threads. Request-level callers pass their own {@link RandomSource}.
      */

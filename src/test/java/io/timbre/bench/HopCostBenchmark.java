@@ -19,9 +19,11 @@ import java.util.List;
 import java.util.Random;
 
 /**
- * Per-hop costs of chunked streaming (HopDecoder: the flow re-run over all tokens so far, the vocoder on the new mel
- * plus its 8-frame cache) on a pack, for a synthetic speaker and token stream; prints the median per hop over the
- * runs, and the non-streamed flow and vocoder of the same tokens for comparison. A command, not a test:
+ * Per-hop costs of chunked streaming (HopDecoder: the flow re-run over all tokens so far; the vocoder as the pack
+ * declares it: on the new mel plus its 8-frame cache for "crossfade" (CosyVoice 2), re-run over all the mel so far for
+ * "rerun" (CosyVoice 3)) on one or more packs, for a synthetic speaker and token stream; prints the median per hop
+ * over the runs, and the non-streamed flow and vocoder of the same tokens for comparison. {@code --pack} may repeat:
+ * each pack gets its own table (family and vocoder mode in its header), one after the other. A command, not a test:
  *
  * <pre>./mvnw -q test-compile exec:java -Dexec.classpathScope=test -Dexec.mainClass=io.timbre.bench.HopCostBenchmark \
  *     -Dexec.args="--pack models/bench --prompt-tokens 150 --tokens 400 --runs 3 --threads 1"</pre>
@@ -30,7 +32,7 @@ import java.util.Random;
  */
 public final class HopCostBenchmark {
     public static void main(String[] args) {
-        Path packDir = Path.of("models/bench");
+        List<Path> packs = new ArrayList<>();
         int promptTokens = 150;
         int tokens = 400;
         int runs = 3;
@@ -38,7 +40,7 @@ public final class HopCostBenchmark {
         String device = "cpu";
         for (int i = 0; i < args.length; i += 2) {
             switch (args[i]) {
-                case "--pack" -> packDir = Path.of(args[i + 1]);
+                case "--pack" -> packs.add(Path.of(args[i + 1]));
                 case "--prompt-tokens" -> promptTokens = Integer.parseInt(args[i + 1]);
                 case "--tokens" -> tokens = Integer.parseInt(args[i + 1]);
                 case "--runs" -> runs = Integer.parseInt(args[i + 1]);
@@ -48,6 +50,15 @@ public final class HopCostBenchmark {
             }
         }
         torch.set_num_threads(threads);
+        if (packs.isEmpty()) {
+            packs.add(Path.of("models/bench"));
+        }
+        for (Path packDir : packs) {
+            run(packDir, device, promptTokens, tokens, runs, threads);
+        }
+    }
+
+    static void run(Path packDir, String device, int promptTokens, int tokens, int runs, int threads) {
         Random rnd = new Random(1);
         int[] stream = new int[tokens];
         for (int i = 0; i < tokens; i++) {
@@ -71,8 +82,10 @@ public final class HopCostBenchmark {
             try (SpeakerFeatures spk = new SpeakerFeatures(Tensors.on(Tensors.ints(new int[]{1, 2, 3}, 1, 3), dev),
                     Tensors.on(Tensors.ints(prompt, 1, promptTokens), dev), Tensors.on(Tensors.floats(feat, 1, 2L * promptTokens, 80), dev),
                     Tensors.on(Tensors.floats(emb, 1, 192), dev))) {
-                System.out.printf("pack %s on %s, %d threads; prompt %d tokens, %d new tokens (%.1f s of audio), %d runs (+1 warm-up)%n",
-                        pack.key(), device, threads, promptTokens, tokens, tokens / 25.0, runs);
+                System.out.printf("pack %s (%s, vocoder %s) on %s, %d threads; prompt %d tokens, %d new tokens (%.1f s of audio), "
+                                + "%d runs (+1 warm-up)%n", pack.key(), pack.manifest.family(),
+                        pack.manifest.streaming() == null ? "-" : pack.manifest.streaming().vocoderCache().id, device, threads,
+                        promptTokens, tokens, tokens / 25.0, runs);
                 List<List<long[]>> all = new ArrayList<>();
                 List<HopDecoder.Hop> plan = new ArrayList<>();
                 long[] whole = new long[2];
