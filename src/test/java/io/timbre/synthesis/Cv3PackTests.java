@@ -118,6 +118,24 @@ class Cv3PackTests {
         return n / (double) SAMPLE_RATE;
     }
 
+    /** A chunked WAV stream of unknown length at 24 kHz from the speaker source in memory; returns its samples. */
+    byte[] streamedWav(String key, String json) throws Exception {
+        HttpRequest r = HttpRequest.newBuilder(base.toURI().resolve("/v1/tts")).header("Authorization", "Bearer " + key)
+                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(json)).build();
+        HttpResponse<InputStream> streamed = HttpClient.newHttpClient().send(r, HttpResponse.BodyHandlers.ofInputStream());
+        assertEquals(200, streamed.statusCode());
+        assertTrue(streamed.headers().firstValue("Content-Length").isEmpty(), "chunked");
+        assertEquals("memory", streamed.headers().firstValue("X-Timbre-Speaker-Source").orElse(""));
+        byte[] body;
+        try (InputStream in = streamed.body()) {
+            body = in.readAllBytes();
+        }
+        ByteBuffer sh = ByteBuffer.wrap(body).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(-1, sh.getInt(40), "data size unknown");
+        assertEquals(SAMPLE_RATE, sh.getInt(24));
+        return Arrays.copyOfRange(body, 44, body.length);
+    }
+
     @Test
     void registerCurrentSpeakerSynthesizeStreamInstructAndExportOnCosyVoice3() throws Exception {
         assertEquals("cosyvoice3", engine.pack().manifest.family());
@@ -153,26 +171,20 @@ class Cv3PackTests {
         assertArrayEquals(whole.asByteArray(), tts(key, "{\"text\":\"" + text + "\",\"seed\":7,\"speakerId\":\"" + id + "\"}")
                 .then().statusCode(200).extract().asByteArray(), "the current speaker is this speaker; same seed, same audio");
 
-        // Streamed: chunked WAV of unknown length at 24 kHz carrying the whole clip's samples.
-        HttpRequest r = HttpRequest.newBuilder(base.toURI().resolve("/v1/tts")).header("Authorization", "Bearer " + key)
-                .header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString("{\"text\":\"" + text + "\",\"seed\":7,\"stream\":true}")).build();
-        HttpResponse<InputStream> streamed = HttpClient.newHttpClient().send(r, HttpResponse.BodyHandlers.ofInputStream());
-        assertEquals(200, streamed.statusCode());
-        assertTrue(streamed.headers().firstValue("Content-Length").isEmpty(), "chunked");
-        assertEquals("memory", streamed.headers().firstValue("X-Timbre-Speaker-Source").orElse(""));
-        byte[] body;
-        try (InputStream in = streamed.body()) {
-            body = in.readAllBytes();
-        }
-        ByteBuffer sh = ByteBuffer.wrap(body).order(ByteOrder.LITTLE_ENDIAN);
-        assertEquals(-1, sh.getInt(40), "data size unknown");
-        assertEquals(SAMPLE_RATE, sh.getInt(24));
-        assertArrayEquals(samples, Arrays.copyOfRange(body, 44, body.length), "streamed: the whole clip's samples");
+        // Streamed by segment: chunked WAV of unknown length at 24 kHz carrying the whole clip's samples.
+        byte[] bySegment = streamedWav(key, "{\"text\":\"" + text + "\",\"seed\":7,\"stream\":true,\"stream_unit\":\"segment\"}");
+        assertArrayEquals(samples, bySegment, "streamed by segment: the whole clip's samples");
+        // Streamed by hop (the default unit): the pack declares streaming (DiT chunk masks, the causal vocoder re-run),
+        // so the flow runs in streaming mode: as long as the whole clip, repeatable, and the same as raw PCM.
+        assertTrue(engine.pack().streams(), "the CosyVoice 3 pack streams by hop");
+        byte[] byHop = streamedWav(key, "{\"text\":\"" + text + "\",\"seed\":7,\"stream\":true}");
+        assertEquals(samples.length, byHop.length, "streamed by hop: as many samples as the whole clip");
+        assertArrayEquals(byHop, streamedWav(key, "{\"text\":\"" + text + "\",\"seed\":7,\"stream\":true,\"stream_unit\":\"hop\"}"),
+                "streamed by hop again: the same samples");
         byte[] pcm = given().auth().oauth2(key).contentType(ContentType.JSON)
                 .body("{\"text\":\"" + text + "\",\"seed\":7,\"stream\":true,\"format\":\"pcm\"}").post("/v1/tts")
                 .then().statusCode(200).header("X-Timbre-Sample-Rate", "24000").extract().asByteArray();
-        assertArrayEquals(samples, pcm, "raw PCM stream: the same samples");
+        assertArrayEquals(byHop, pcm, "raw PCM stream by hop: the same samples");
 
         // An instruction, by id and by its text, with the stored speaker: the LLM's prompt changes, the audio with it.
         String zh = "收到好友从远方寄来的生日礼物。";
