@@ -58,10 +58,6 @@ public final class SpeakerFeatures implements AutoCloseable {
         return check(embedding);
     }
 
-    public int promptTextLength() {
-        return (int) promptText.size(1);
-    }
-
     public int tokenLength() {
         return (int) speechTokens.size(1);
     }

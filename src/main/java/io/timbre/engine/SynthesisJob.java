@@ -281,10 +281,6 @@ public final class SynthesisJob implements AutoCloseable {
         return false;
     }
 
-    synchronized boolean isSettled() {
-        return settled == segments;
-    }
-
     /** The engine is done with the job (every segment settled, its request accounted for). */
     synchronized void release() {
         released = true;

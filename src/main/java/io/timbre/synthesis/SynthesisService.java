@@ -197,13 +197,6 @@ public class SynthesisService {
                 .header("X-Timbre-Seed", seed);
     }
 
-    /** Speaks with a stored speaker's features and waits for the whole clip. */
-    public Speech speak(Speaker speaker, String text, long seed) {
-        try (Synthesis s = start(speaker, read(text, TextFrontend.Language.AUTO, true).segments(), seed, 1.0)) {
-            return s.all();
-        }
-    }
-
     /**
      * What synthesis will speak for {@code text}: the segments of the engine's text frontend (normalised unless
      * {@code normalize} is false). Text with nothing speakable in it (blank, invisible characters, punctuation)
@@ -218,14 +211,10 @@ public class SynthesisService {
         return r;
     }
 
-    /** Starts speaking the segments (from {@link #read}) with a stored speaker's features (memory, file or re-extracted). */
-    public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed) {
-        return start(speaker, segments, seed, speed, null, false);
-    }
-
     /**
-     * As {@link #start(Speaker, List, long, double)}, spoken as {@code instruction} says (null: no instruction);
-     * {@code hops}: audio comes out by hop (CosyVoice 2's chunks), else by segment.
+     * Starts speaking the segments (from {@link #read}) with a stored speaker's features (memory, file or
+     * re-extracted), spoken as {@code instruction} says (null: no instruction); {@code hops}: audio comes out by hop
+     * (CosyVoice 2's chunks), else by segment.
      */
     public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed, PromptPlan.Instruction instruction,
                            boolean hops) {
@@ -235,18 +224,11 @@ public class SynthesisService {
     }
 
     /**
-     * Starts speaking the segments zero-shot: features extracted from the prompt for this request only. The
-     * transcript is prepared as the pack's family does it ({@link PromptPlan#speakerPromptText}): CosyVoice 2
-     * normalizes it as inference_zero_shot does (text_normalize(prompt_text, split=False)); CosyVoice 3 puts its
-     * system prompt first.
-     */
-    public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, List<String> segments, long seed, double speed) {
-        return startZeroShot(promptPcm, promptRate, promptText, segments, seed, speed, null, false);
-    }
-
-    /**
-     * As {@link #startZeroShot(float[], int, String, List, long, double)}, spoken as {@code instruction} says (null:
-     * none); {@code hops}: audio comes out by hop.
+     * Starts speaking the segments zero-shot: features extracted from the prompt for this request only, spoken as
+     * {@code instruction} says (null: none); {@code hops}: audio comes out by hop. The transcript is prepared as the
+     * pack's family does it ({@link PromptPlan#speakerPromptText}): CosyVoice 2 normalizes it as inference_zero_shot
+     * does (text_normalize(prompt_text, split=False)); CosyVoice 3 puts its system prompt first. The segments are
+     * tokenized here, in front of the engine, which takes token ids only.
      */
     public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, List<String> segments, long seed, double speed,
                                    PromptPlan.Instruction instruction, boolean hops) {
@@ -256,6 +238,7 @@ public class SynthesisService {
         SpeakerFeatures f = withSlot(() -> extraction.extract(promptPcm, promptRate, plan.speakerPromptText(transcript)));
         return start(segments, f, f::close, Source.ZERO_SHOT, t0, System.nanoTime() - t0, seed, speed, instruction, hops);
     }
+
     /** The instructions the loaded pack supports (GET /v1/instructions). */
     public PromptPlan promptPlan() {
         return engine.promptPlan();
