@@ -35,6 +35,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * longer than the caller's limit. Every FFmpeg object is freed in {@link #close()}; use one instance per upload.
  */
 final class FfmpegDecoder implements AutoCloseable {
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
     private static final int EAGAIN = -11;
     private static final int AVFMT_FLAG_CUSTOM_IO = 0x0080;
     private static final int AVSEEK_SIZE = 0x10000;
@@ -342,6 +343,9 @@ final class FfmpegDecoder implements AutoCloseable {
 
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
         if (out != null) {
             out.close();
             out = null;

@@ -31,6 +31,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * {@link #finish()} once; {@link #close()} frees every FFmpeg object. Not thread-safe: one encoder per response.
  */
 public final class FfmpegEncoder implements AudioWriter {
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
     private static final int EAGAIN = -11;
     private static final int AVFMT_FLAG_CUSTOM_IO = 0x0080;
     private static final int IO_BUFFER = 16 * 1024;
@@ -278,6 +279,9 @@ public final class FfmpegEncoder implements AudioWriter {
 
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
         if (packet != null) {
             avcodec.av_packet_free(packet);
             packet = null;

@@ -78,10 +78,6 @@ public final class DeviceMemory {
         return policy;
     }
 
-    public HostMemory host() {
-        return host;
-    }
-
     /** CPU: LibTorch's CPU allocator keeps no cache to empty. */
     static final class NoAllocator implements Allocator {
         public Stats stats() {

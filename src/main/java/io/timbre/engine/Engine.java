@@ -5,6 +5,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.runtime.ShutdownEvent;
 import io.quarkus.runtime.StartupEvent;
 import io.timbre.config.TimbreConfig;
+import io.timbre.text.TextFrontend;
 import io.timbre.text.TextTokenizer;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
@@ -16,11 +17,12 @@ import java.nio.file.Path;
 
 /**
  * The in-process model (in the engine's package, so speaker/ and synthesis/ both depend on engine/ and not on each
- * other): the pack loaded at startup (before HTTP opens), its tokenizer, feature extractor and
- * synthesizer. Owns all of them and frees them at shutdown. Readiness is DOWN until it is loaded.
+ * other): the pack loaded at startup (before HTTP opens), its tokenizer and text frontend, feature extractor and
+ * synthesizer. Owns all of them and frees them at shutdown. Readiness is DOWN until it is loaded. The services see
+ * it through the narrow {@link SpeakerExtraction} and {@link SpeechSynthesis}.
  */
 @ApplicationScoped
-public class Engine {
+public class Engine implements SpeakerExtraction, SpeechSynthesis {
     private static final Logger LOG = Logger.getLogger(Engine.class);
 
     private final TimbreConfig config;
@@ -29,6 +31,7 @@ public class Engine {
     private TextTokenizer tokenizer;
     private FeatureExtractor extractor;
     private Synthesizer synthesizer;
+    private TextFrontend frontend;
     private volatile String failure;
     private FeatureSchema schema;
     private PromptPlan promptPlan;
@@ -54,7 +57,9 @@ public class Engine {
             DeviceMemory memory = DeviceMemory.forDevice(p.device, config.engine().memoryPolicy(), config.engine().memoryWatermark(), host);
             LOG.infof("memory policies: device %s, host %s", memory.policy().describe(), host.describe());
             TimbreConfig.Engine e = config.engine();
-            synthesizer = new Synthesizer(p, tokenizer, new Synthesizer.Settings(e.batching(), Math.max(1, e.maxBatch()),
+            PackManifest pm = p.manifest;
+            frontend = new TextFrontend(tokenizer::count, pm.tokenMaxN(), pm.tokenMinN(), pm.mergeLen());
+            synthesizer = new Synthesizer(p, new Synthesizer.Settings(e.batching(), Math.max(1, e.maxBatch()),
                     Math.max(0, e.queueSize()), e.queueTimeout(), e.segmentWorkers(), Math.max(1, e.flowBacklog())), memory);
             Synthesizer s = synthesizer;
             Gauge.builder("timbre.scheduler.rows", s, x -> x.stats().rows()).description("sequences in the LLM batch").register(registry);
@@ -136,18 +141,59 @@ public class Engine {
         return tokenizer;
     }
 
-    /** Reads a feature file onto the engine's device (restricted reader, checked against the pack's schema). */
+    @Override
+    public SpeakerFeatures extract(float[] pcm, int sampleRate, String promptText) {
+        return extractor().extract(pcm, sampleRate, promptText);
+    }
+
+    @Override
+    public TextFrontend textFrontend() {
+        require();
+        return frontend;
+    }
+
+    @Override
+    public long[] tokenize(String segment) {
+        return tokenizer().encode(segment);
+    }
+
+    @Override
+    public PackManifest manifest() {
+        return require().manifest;
+    }
+
+    @Override
+    public org.bytedeco.pytorch.Device torchDevice() {
+        return require().device;
+    }
+
+    @Override
+    public String packKey() {
+        return require().key();
+    }
+
+    @Override
+    public int sampleRate() {
+        return require().manifest.outputSampleRate();
+    }
+
+    @Override
+    public SynthesisJob submit(SpeechRequest request) {
+        return synthesizer().submit(request);
+    }
+
+    @Override
     public SpeakerFeatures readFeatures(byte[] file) {
         return SpeakerFeatures.fromFeatureFile(file, featureSchema(), require().device);
     }
 
-    /** How the loaded pack's LLM is prompted (its family, system prompt and instructions). */
+    @Override
     public PromptPlan promptPlan() {
         require();
         return promptPlan;
     }
 
-    /** What speaker features may hold for the loaded pack. */
+    @Override
     public FeatureSchema featureSchema() {
         require();
         return schema;

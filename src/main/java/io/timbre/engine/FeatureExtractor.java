@@ -72,17 +72,6 @@ public final class FeatureExtractor {
         }
     }
 
-    /** Resamples mono audio with the pack's resampler (torchaudio's sinc interpolation). */
-    public float[] resample(float[] wav, int from, int to) {
-        if (from == to) {
-            return wav;
-        }
-        try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
-            Tensor w = Tensors.floats(wav, 1, wav.length);
-            return Tensors.toFloats(Tensors.tensor(Tensors.call(pack.resample, w, (long) from, (long) to)));
-        }
-    }
-
     /** How many times features were computed (tests count these to prove the cache path skips them). */
     public long extractions() {
         return extractions.get();

@@ -23,7 +23,7 @@ public final class SpeakerFeatures implements AutoCloseable {
     private final Tensor speechFeat;     // float [1, 2N, 80]
     private final Tensor embedding;      // float [1, 192]
     private final long bytes;
-    private boolean closed;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     /** Takes its own references to the given tensors (the caller's scope may free its handles). */
     public SpeakerFeatures(Tensor promptText, Tensor speechTokens, Tensor speechFeat, Tensor embedding) {
@@ -58,10 +58,6 @@ public final class SpeakerFeatures implements AutoCloseable {
         return check(embedding);
     }
 
-    public int promptTextLength() {
-        return (int) promptText.size(1);
-    }
-
     public int tokenLength() {
         return (int) speechTokens.size(1);
     }
@@ -76,7 +72,7 @@ public final class SpeakerFeatures implements AutoCloseable {
     }
 
     private Tensor check(Tensor t) {
-        if (closed) {
+        if (closed.get()) {
             throw new IllegalStateException("speaker features already closed");
         }
         return t;
@@ -329,9 +325,8 @@ public final class SpeakerFeatures implements AutoCloseable {
     }
 
     @Override
-    public synchronized void close() {
-        if (!closed) {
-            closed = true;
+    public void close() {
+        if (closed.compareAndSet(false, true)) {
             promptText.releaseReference();
             speechTokens.releaseReference();
             speechFeat.releaseReference();

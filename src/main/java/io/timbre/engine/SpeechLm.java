@@ -98,6 +98,7 @@ public final class SpeechLm {
         private float[] logp = new float[0];                  // [rows * vocab]
         private Tensor kCache;                                // [layers, rows, kv_heads, capacity, head_dim]
         private Tensor vCache;
+        private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
         boolean isEmpty() {
             return rows.isEmpty();
@@ -221,9 +222,7 @@ public final class SpeechLm {
                 }
             }
             if (kept == 0) {
-                rows.clear();
-                logp = new float[0];
-                close();
+                reset();
                 return;
             }
             try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
@@ -325,13 +324,27 @@ public final class SpeechLm {
         private void replaceCache(Tensor k, Tensor v) {
             k.retainReference();
             v.retainReference();
-            close();
+            releaseCache();
             kCache = k;
             vCache = v;
         }
 
+        /** Empties the batch for reuse: no rows, the KV cache freed. */
+        void reset() {
+            rows.clear();
+            logp = new float[0];
+            releaseCache();
+        }
+
+        /** Frees the KV cache; the batch is not used after this. Idempotent. */
         @Override
         public void close() {
+            if (closed.compareAndSet(false, true)) {
+                reset();
+            }
+        }
+
+        private void releaseCache() {
             if (kCache != null) {
                 kCache.releaseReference();
                 vCache.releaseReference();

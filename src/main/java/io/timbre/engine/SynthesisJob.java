@@ -1,17 +1,20 @@
 package io.timbre.engine;
 
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 
 /**
- * One request's synthesis inside the {@link Synthesizer}'s scheduler: its segments' LLM rows, their flow +
- * vocoder work, and the audio they produce, handed out in order as soon as each is ready ({@link #next()}) or
- * all at once ({@link #await()}). Whoever submitted it closes it: close cancels what has not run, waits until no
- * part of the engine still uses the job (and so the speaker features it borrowed), and applies the
- * device-memory policy once for the request.
+ * One request's handle: a passive sink the engine feeds one way. The engine pushes its segments' audio (a whole
+ * segment, or hop by hop), their token counts, stage times and failures into it; the caller takes the audio out
+ * in order as soon as it exists ({@link #next()}) or all at once ({@link #await()}). The job knows no engine and
+ * calls nothing back: {@link #cancel()} only sets a flag that the {@link Scheduler} and the runner read between
+ * steps and hops. Whoever submitted it closes it: close cancels, then waits until the engine has released the job
+ * (so also the speaker features it borrowed); by then the engine has applied the device-memory policy once for
+ * the request.
  */
 public final class SynthesisJob implements AutoCloseable {
     /** The job was cancelled (by {@link #cancel()} or close) before it finished. */
@@ -21,51 +24,51 @@ public final class SynthesisJob implements AutoCloseable {
         }
     }
 
+    /** What {@link #next(long)} returns when the next segment is not ready within the wait. */
+    public static final float[] NOT_YET = new float[0];
+
     final SpeakerFeatures features;
     final List<SpeechLm.Input> inputs;
     final int segments;
     final long seed;
     final double speed;
-    private final Synthesizer owner;
-    private final java.util.ArrayDeque<float[]>[] chunks;   // audio not yet handed out, per segment, in order
-    private final boolean[] complete;                        // every chunk of the segment is in chunks
     final boolean hops;                                      // streamed by hop (HopDecoder) rather than by segment
-    private final java.util.concurrent.atomic.AtomicInteger hopsWhileGenerating = new java.util.concurrent.atomic.AtomicInteger();
+    private final int sampleRate;
+    private final ArrayDeque<float[]>[] chunks;              // audio not yet handed out, per segment, in order
+    private final boolean[] complete;                        // every chunk of the segment is in chunks
     private final int[] tokenCounts;
-    private final List<Task> tasks = new ArrayList<>();
     private final boolean[] settledSegments;
+    private final AtomicInteger hopsWhileGenerating = new AtomicInteger();
     private final long submitted = System.nanoTime();
     private final AtomicLong flowWaitNanos = new AtomicLong();
     private final AtomicLong flowNanos = new AtomicLong();
     private final AtomicLong vocoderNanos = new AtomicLong();
     private long admittedAt;     // first segment joined the LLM batch
     private long tokensAt;       // last segment's tokens complete
-    private long doneAt;
+    private long doneAt;         // every segment settled
     private int settled;         // segments that are vocoded, dropped or failed
     private int emitted;         // segments handed out by next()
+    private boolean released;    // the engine no longer uses the job
     private volatile boolean cancelled;
     private Throwable failure;
     private boolean closed;
 
     @SuppressWarnings("unchecked")
-    SynthesisJob(Synthesizer owner, SpeakerFeatures features, List<SpeechLm.Input> inputs, long seed, double speed, boolean hops) {
-        this.owner = owner;
-        this.seed = seed;
-        this.hops = hops;
-        this.speed = speed;
+    SynthesisJob(SpeakerFeatures features, List<SpeechLm.Input> inputs, long seed, double speed, boolean hops, int sampleRate) {
         this.features = features;
-        this.inputs = inputs;
+        this.inputs = List.copyOf(inputs);
         this.segments = inputs.size();
-        this.chunks = new java.util.ArrayDeque[segments];
+        this.seed = seed;
+        this.speed = speed;
+        this.hops = hops;
+        this.sampleRate = sampleRate;
+        this.chunks = new ArrayDeque[segments];
         for (int i = 0; i < segments; i++) {
-            chunks[i] = new java.util.ArrayDeque<>();
+            chunks[i] = new ArrayDeque<>();
         }
         this.complete = new boolean[segments];
         this.tokenCounts = new int[segments];
         this.settledSegments = new boolean[segments];
-    }
-
-    private record Task(Future<?> future, int segment) {
     }
 
     public int segments() {
@@ -81,27 +84,20 @@ public final class SynthesisJob implements AutoCloseable {
         return failure != null;
     }
 
-    /** Stops the job: rows still generating leave the batch at the next step, work not started is skipped. */
+    /**
+     * Stops the job: a flag, nothing more. The scheduler drops its rows still generating at the next step and its
+     * queued segments when it next looks at the queue; flow and hop work not started is skipped, running work stops
+     * between Euler steps.
+     */
     public void cancel() {
-        List<Task> pending;
         synchronized (this) {
             if (cancelled || doneAt != 0) {
                 return;
             }
             cancelled = true;
-            pending = new ArrayList<>(tasks);
             notifyAll();
         }
-        for (Task t : pending) {
-            if (t.future().cancel(false)) {
-                settle(t.segment());   // never started: it will not settle itself
-            }
-        }
-        owner.wake();
     }
-
-    /** What {@link #next(long)} returns when the next segment is not ready within the wait. */
-    public static final float[] NOT_YET = new float[0];
 
     /**
      * The next samples, in order, once vocoded: a whole segment, or with hop streaming one hop of it; null after
@@ -128,7 +124,7 @@ public final class SynthesisJob implements AutoCloseable {
                 if (cancelled) {
                     throw new CancelledException();
                 }
-                java.util.ArrayDeque<float[]> q = chunks[emitted];
+                ArrayDeque<float[]> q = chunks[emitted];
                 if (!q.isEmpty()) {
                     float[] a = q.poll();
                     if (q.isEmpty() && complete[emitted]) {
@@ -156,7 +152,7 @@ public final class SynthesisJob implements AutoCloseable {
     /** Waits for every segment and joins them. */
     public Synthesizer.Result await() {
         float[] pcm = drain(this::nextOrCancel);
-        return new Synthesizer.Result(pcm, owner.sampleRate(), segments, speechTokens(), timings());
+        return new Synthesizer.Result(pcm, sampleRate, segments, speechTokens(), timings());
     }
 
     private float[] nextOrCancel() {
@@ -212,6 +208,13 @@ public final class SynthesisJob implements AutoCloseable {
                 vocoderNanos.get(), end - submitted);
     }
 
+    /** Hops handed on before their segment's LLM row had finished: chunked streaming at work. */
+    public int hopsWhileGenerating() {
+        return hopsWhileGenerating.get();
+    }
+
+    // ------------------------------------------------------------------ fed by the engine, one way
+
     /** A finished segment reached a flow worker after waiting {@code waited} ns since its tokens were complete. */
     void flowStarted(long waited) {
         flowWaitNanos.addAndGet(waited);
@@ -228,21 +231,7 @@ public final class SynthesisJob implements AutoCloseable {
         tokensAt = System.nanoTime();
     }
 
-    /** Registers flow work; false (and nothing registered) when the job is already cancelled. */
-    synchronized boolean addTask(Future<?> f, int segment) {
-        if (cancelled) {
-            return false;
-        }
-        tasks.add(new Task(f, segment));
-        return true;
-    }
-
-    void segmentReady(int segment, float[] pcm, long flow, long vocoder) {
-        chunk(segment, pcm, flow, vocoder);
-        segmentComplete(segment);
-    }
-
-    /** One hop's samples of a segment streamed by hop (the segment goes on). */
+    /** Samples of a segment: the whole segment, or one hop of a segment streamed by hop (the segment goes on). */
     void chunk(int segment, float[] pcm, long flow, long vocoder) {
         flowNanos.addAndGet(flow);
         vocoderNanos.addAndGet(vocoder);
@@ -252,12 +241,12 @@ public final class SynthesisJob implements AutoCloseable {
         }
     }
 
-    /** Every chunk of the segment is out and it no longer uses the engine. */
-    void segmentComplete(int segment) {
-        synchronized (this) {
-            complete[segment] = true;
-        }
-        settle(segment);
+    /**
+     * Every chunk of the segment is in. Readers are woken by the {@link #settle} that follows, so a reader that sees
+     * the last segment complete also sees the job done (a close then is not a cancel).
+     */
+    synchronized void complete(int segment) {
+        complete[segment] = true;
     }
 
     /** A hop was handed to a worker while its segment's LLM row was still generating. */
@@ -265,45 +254,40 @@ public final class SynthesisJob implements AutoCloseable {
         hopsWhileGenerating.incrementAndGet();
     }
 
-    /** Hops handed on before their segment's LLM row had finished: chunked streaming at work. */
-    public int hopsWhileGenerating() {
-        return hopsWhileGenerating.get();
-    }
-
-    void fail(Throwable t) {
-        synchronized (this) {
-            if (failure == null) {
-                failure = t;
-            }
+    /** The job failed (its own error, the engine's, or refused as late): the first failure is kept, the job stops. */
+    synchronized void fail(Throwable t) {
+        if (failure == null) {
+            failure = t;
         }
-        cancel();
+        cancelled = true;
+        notifyAll();
     }
 
-    /** Segment {@code segment} no longer uses the engine (vocoded, dropped or failed); repeats are ignored. */
-    void settle(int segment) {
-        boolean all;
-        synchronized (this) {
-            if (settledSegments[segment]) {
-                return;
-            }
-            settledSegments[segment] = true;
-            settled++;
-            all = settled == segments;
-            if (all) {
-                doneAt = System.nanoTime();
-            }
-            notifyAll();
+    /**
+     * Segment {@code segment} no longer uses the engine (vocoded, dropped or failed); repeats are ignored. True
+     * exactly once: when the last segment settles (the scheduler then releases the job).
+     */
+    synchronized boolean settle(int segment) {
+        if (settledSegments[segment]) {
+            return false;
         }
-        if (all) {
-            owner.settled(this);
+        settledSegments[segment] = true;
+        settled++;
+        notifyAll();
+        if (settled == segments) {
+            doneAt = System.nanoTime();
+            return true;
         }
+        return false;
     }
 
-    synchronized boolean isSettled() {
-        return settled == segments;
+    /** The engine is done with the job (every segment settled, its request accounted for). */
+    synchronized void release() {
+        released = true;
+        notifyAll();
     }
 
-    /** Cancels what is unfinished, waits until the engine no longer uses this job, applies the memory policy. */
+    /** Cancels what is unfinished and waits until the engine has released this job. Idempotent. */
     @Override
     public void close() {
         synchronized (this) {
@@ -315,7 +299,7 @@ public final class SynthesisJob implements AutoCloseable {
         cancel();
         boolean interrupted = false;
         synchronized (this) {
-            while (settled < segments) {
+            while (!released) {
                 try {
                     wait();
                 } catch (InterruptedException e) {
@@ -323,7 +307,6 @@ public final class SynthesisJob implements AutoCloseable {
                 }
             }
         }
-        owner.memory().afterRequest();   // once per request, never per segment
         if (interrupted) {
             Thread.currentThread().interrupt();
         }

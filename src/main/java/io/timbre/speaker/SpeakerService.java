@@ -14,12 +14,11 @@ import io.timbre.audio.AudioDecoder;
 import io.timbre.audio.ImplausibleAudioException;
 import io.timbre.audio.UnsupportedAudioException;
 import io.timbre.engine.FeatureFileException;
-import io.timbre.engine.ModelPack;
 import io.timbre.engine.PackManifest;
 import io.timbre.engine.PromptPlan;
 import io.timbre.engine.SpeakerFeatures;
 import io.timbre.engine.TorchSave;
-import io.timbre.engine.Engine;
+import io.timbre.engine.SpeakerExtraction;
 import jakarta.enterprise.context.ApplicationScoped;
 import org.hibernate.exception.ConstraintViolationException;
 import org.jboss.logging.Logger;
@@ -43,12 +42,12 @@ public class SpeakerService {
     public static final int MAX_NAME = 64;
     public static final int MAX_PROMPT_TEXT = 1000;
 
-    private final Engine engine;
+    private final SpeakerExtraction engine;
     private final FeatureStore store;
     private final TimbreConfig.Limits limits;
     private final Counter reextractions;
 
-    SpeakerService(Engine engine, FeatureStore store, TimbreConfig config, MeterRegistry registry) {
+    SpeakerService(SpeakerExtraction engine, FeatureStore store, TimbreConfig config, MeterRegistry registry) {
         this.engine = engine;
         this.store = store;
         this.limits = config.limits();
@@ -77,14 +76,11 @@ public class SpeakerService {
     }
 
     /** Features leased for one synthesis; close when done. */
-    public record Resolved(SpeakerFeatures features, Source source, long nanos, AutoCloseable owner) implements AutoCloseable {
+    public record Resolved(SpeakerFeatures features, Source source, long nanos, FeatureStore.Lease lease) implements AutoCloseable {
+        /** Gives the lease back; idempotent. */
         @Override
         public void close() {
-            try {
-                owner.close();
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
-            }
+            lease.close();
         }
     }
 
@@ -104,7 +100,7 @@ public class SpeakerService {
         if (upload == null || upload.length == 0) {
             throw ApiProblem.unprocessable("audio-missing", "Audio missing", "The 'audio' part is empty; attach a recording of 3 to 30 seconds.");
         }
-        PackManifest m = engine.pack().manifest;
+        PackManifest m = engine.manifest();
         DecodedAudio audio = audioProblems(() -> AudioDecoder.decode(upload, m.maxPromptSeconds()));
         if (audio.seconds() < m.minPromptSeconds()) {
             throw ApiProblem.unprocessable("audio-too-short", "Audio too short", String.format(
@@ -157,8 +153,8 @@ public class SpeakerService {
         });
         PromptAudio prompt = normalisePrompt(wav);
         UUID id = UUID.randomUUID();
-        ModelPack pack = engine.pack();
-        SpeakerFeatures features = engine.extractor().extract(prompt.samples(), prompt.sampleRate(),
+        PackManifest pack = engine.manifest();
+        SpeakerFeatures features = engine.extract(prompt.samples(), prompt.sampleRate(),
                 engine.promptPlan().speakerPromptText(text));
         FeatureStore.Written file = null;
         try {
@@ -181,7 +177,7 @@ public class SpeakerService {
                 s.flush();
                 return s;
             });
-            store.put(id, features, pack.key()).close();   // the cache owns the features now
+            store.put(id, features, engine.packKey()).close();   // the cache owns the features now
             return saved;
         } catch (RuntimeException e) {
             features.close();
@@ -192,12 +188,12 @@ public class SpeakerService {
         }
     }
 
-    private static void record(Speaker s, FeatureStore.Written f, ModelPack pack) {
+    private static void record(Speaker s, FeatureStore.Written f, PackManifest pack) {
         s.featurePath = f.path();
         s.featureSha256 = f.sha256();
         s.featureBytes = f.bytes();
-        s.packName = pack.manifest.name();
-        s.packVersion = pack.manifest.version();
+        s.packName = pack.name();
+        s.packVersion = pack.version();
     }
 
     private static void requireFreeName(long ownerId, String name) {
@@ -267,17 +263,17 @@ public class SpeakerService {
     /** The features of a speaker for synthesis: memory, else the file, else re-extracted (file repaired). */
     public Resolved features(Speaker s) {
         long t0 = System.nanoTime();
-        ModelPack pack = engine.pack();
-        Optional<FeatureStore.Lease> cached = store.lease(s.id, pack.key());
+        PackManifest pack = engine.manifest();
+        Optional<FeatureStore.Lease> cached = store.lease(s.id, engine.packKey());
         if (cached.isPresent()) {
             return new Resolved(cached.get().features(), Source.MEMORY, System.nanoTime() - t0, cached.get());
         }
-        boolean samePack = pack.manifest.name().equals(s.packName) && pack.manifest.version().equals(s.packVersion);
+        boolean samePack = pack.name().equals(s.packName) && pack.version().equals(s.packVersion);
         if (samePack) {
             Optional<byte[]> file = store.read(s.featurePath);
             if (file.isPresent() && FeatureStore.sha256(file.get()).equals(s.featureSha256)) {
                 try {
-                    FeatureStore.Lease lease = store.put(s.id, engine.readFeatures(file.get()), pack.key());
+                    FeatureStore.Lease lease = store.put(s.id, engine.readFeatures(file.get()), engine.packKey());
                     return new Resolved(lease.features(), Source.FILE, System.nanoTime() - t0, lease);
                 } catch (FeatureFileException e) {
                     LOG.warnf("feature file of speaker %s unreadable (%s): re-extracting", s.id, e.getMessage());
@@ -286,13 +282,13 @@ public class SpeakerService {
                 LOG.warnf("feature file of speaker %s %s: re-extracting", s.id, file.isPresent() ? "corrupt (sha256)" : "missing");
             }
         } else {
-            LOG.infof("speaker %s has features of pack %s@%s, this is %s: re-extracting", s.id, s.packName, s.packVersion, pack.key());
+            LOG.infof("speaker %s has features of pack %s@%s, this is %s: re-extracting", s.id, s.packName, s.packVersion, engine.packKey());
         }
         FeatureStore.Lease lease = reextract(s.id, pack, !samePack);
         return new Resolved(lease.features(), samePack ? Source.EXTRACTED : Source.REEXTRACTED, System.nanoTime() - t0, lease);
     }
 
-    private FeatureStore.Lease reextract(UUID id, ModelPack pack, boolean otherPack) {
+    private FeatureStore.Lease reextract(UUID id, PackManifest pack, boolean otherPack) {
         record Prompt(float[] pcm, int rate, String text) {
         }
         Prompt p = QuarkusTransaction.requiringNew().call(() -> {
@@ -303,14 +299,14 @@ public class SpeakerService {
             if (s.promptAudio == null || s.promptAudio.length == 0) {
                 throw new ApiProblem(409, "features-lost", "Speaker features lost", "The features of speaker " + id
                         + " were imported without a recording and " + (otherPack ? "were made by pack " + s.packName + "@"
-                        + s.packVersion + ", not by the loaded " + pack.key() + " (" + engine.promptPlan().family().id
+                        + s.packVersion + ", not by the loaded " + engine.packKey() + " (" + engine.promptPlan().family().id
                         + "); import them again from a deployment of this pack, or register the speaker from a recording."
                         : "their file is missing or corrupt; import them again."));
             }
             return new Prompt(toFloats(s.promptAudio), s.promptSampleRate, s.promptText);
         });
         reextractions.increment();
-        SpeakerFeatures f = engine.extractor().extract(p.pcm(), p.rate(), engine.promptPlan().speakerPromptText(p.text()));
+        SpeakerFeatures f = engine.extract(p.pcm(), p.rate(), engine.promptPlan().speakerPromptText(p.text()));
         FeatureStore.Written w = null;
         try {
             w = store.write(id, f.toFeatureFile());
@@ -335,7 +331,7 @@ public class SpeakerService {
             }
             throw e;
         }
-        return store.put(id, f, pack.key());
+        return store.put(id, f, engine.packKey());
     }
 
     // ------------------------------------------------------------------------------------ spk2info
@@ -426,7 +422,7 @@ public class SpeakerService {
         }
         long needed = total;
         QuarkusTransaction.requiringNew().run(() -> requireQuota(ownerId, names.size(), needed));   // before anything is written
-        ModelPack pack = engine.pack();
+        PackManifest pack = engine.manifest();
         List<FeatureStore.Written> files = new ArrayList<>();
         List<UUID> ids = new ArrayList<>();
         List<SpeakerFeatures> features = new ArrayList<>();
@@ -450,7 +446,7 @@ public class SpeakerService {
                     s.name = n;
                     s.promptText = "(imported) " + values.get(i).promptText().length + " text tokens";
                     s.promptAudio = new byte[0];   // imported: no recording, cannot be re-extracted
-                    s.promptSampleRate = pack.manifest.promptSampleRate();
+                    s.promptSampleRate = pack.promptSampleRate();
                     record(s, files.get(i), pack);
                     s.persist();
                     out.add(s);
@@ -459,8 +455,8 @@ public class SpeakerService {
                 return out;
             });
             for (int i = 0; i < ids.size(); i++) {
-                features.add(values.get(i).toFeatures(pack.device));
-                store.put(ids.get(i), features.get(i), pack.key()).close();
+                features.add(values.get(i).toFeatures(engine.torchDevice()));
+                store.put(ids.get(i), features.get(i), engine.packKey()).close();
             }
             return saved;
         } catch (RuntimeException e) {
@@ -474,7 +470,7 @@ public class SpeakerService {
     private ApiProblem familyMismatch(String what) {
         PromptPlan.Family here = engine.promptPlan().family();
         return ApiProblem.unprocessable("family-mismatch", "Features of another model family", what + "; this deployment "
-                + "runs " + engine.pack().key() + ", a " + here.id + " pack. Speaker features belong to the model that made "
+                + "runs " + engine.packKey() + ", a " + here.id + " pack. Speaker features belong to the model that made "
                 + "them: export them from a " + here.id + " deployment, or register the speaker here from its recording "
                 + "(POST /v1/speakers). Nothing was imported.");
     }
@@ -486,7 +482,7 @@ public class SpeakerService {
 
     /** The loaded pack, name@version. */
     public String packKey() {
-        return engine.pack().key();
+        return engine.packKey();
     }
 
     /** Serialises quota checks of one user's concurrent registrations and imports (row lock until commit). */

@@ -1,6 +1,6 @@
 package io.timbre.synthesis;
 
-import io.timbre.engine.Engine;
+import io.timbre.engine.SpeechSynthesis;
 import io.timbre.account.CurrentUser;
 import io.timbre.engine.PromptPlan;
 import jakarta.ws.rs.GET;
@@ -28,10 +28,10 @@ public class InstructionResource {
     }
 
     private final SynthesisService synthesis;
-    private final Engine engine;
+    private final SpeechSynthesis engine;
     private final CurrentUser user;
 
-    InstructionResource(SynthesisService synthesis, Engine engine, CurrentUser user) {
+    InstructionResource(SynthesisService synthesis, SpeechSynthesis engine, CurrentUser user) {
         this.synthesis = synthesis;
         this.engine = engine;
         this.user = user;
@@ -43,6 +43,6 @@ public class InstructionResource {
     public Instructions list() {
         user.requireUserId();
         PromptPlan plan = synthesis.promptPlan();
-        return new Instructions(engine.pack().key(), plan.family().id, plan.systemPrompt(), plan.instructions());
+        return new Instructions(engine.packKey(), plan.family().id, plan.systemPrompt(), plan.instructions());
     }
 }

@@ -1,12 +1,14 @@
 package io.timbre.synthesis;
 
-import io.timbre.engine.Engine;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.timbre.api.ApiProblem;
 import io.timbre.config.TimbreConfig;
 import io.timbre.engine.PromptPlan;
+import io.timbre.engine.SpeakerExtraction;
 import io.timbre.engine.SpeakerFeatures;
+import io.timbre.engine.SpeechRequest;
+import io.timbre.engine.SpeechSynthesis;
 import io.timbre.engine.SynthesisJob;
 import io.timbre.engine.Synthesizer;
 import io.timbre.speaker.Speaker;
@@ -29,14 +31,17 @@ import java.util.function.Supplier;
  */
 @ApplicationScoped
 public class SynthesisService {
-    private final Engine engine;
+    private final SpeechSynthesis engine;
+    private final SpeakerExtraction extraction;
     private final SpeakerService speakers;
     private final MeterRegistry registry;
     private final Semaphore slots;
     private final long queueMillis;
 
-    SynthesisService(Engine engine, SpeakerService speakers, MeterRegistry registry, TimbreConfig config) {
+    SynthesisService(SpeechSynthesis engine, SpeakerExtraction extraction, SpeakerService speakers, MeterRegistry registry,
+                     TimbreConfig config) {
         this.engine = engine;
+        this.extraction = extraction;
         this.speakers = speakers;
         this.registry = registry;
         this.slots = new Semaphore(Math.max(1, config.engine().concurrentExtractions()), true);
@@ -66,7 +71,7 @@ public class SynthesisService {
      */
     public final class Synthesis implements AutoCloseable {
         private final SynthesisJob job;
-        private final AutoCloseable features;
+        private final Runnable release;   // gives the speaker features back
         private final Source source;
         private final long featureNanos;
         private final long seed;
@@ -78,14 +83,14 @@ public class SynthesisService {
         private volatile String stream = "none";
         private volatile java.util.function.BooleanSupplier gone;
 
-        private Synthesis(SynthesisJob job, AutoCloseable features, Source source, long accepted, long featureNanos, long seed) {
+        private Synthesis(SynthesisJob job, Runnable release, Source source, long accepted, long featureNanos, long seed) {
             this.job = job;
-            this.features = features;
+            this.release = release;
             this.source = source;
             this.accepted = accepted;
             this.featureNanos = featureNanos;
             this.seed = seed;
-            this.sampleRate = engine.pack().manifest.outputSampleRate();
+            this.sampleRate = engine.sampleRate();
         }
 
         /**
@@ -174,11 +179,7 @@ public class SynthesisService {
             try {
                 job.close();
             } finally {
-                try {
-                    features.close();
-                } catch (Exception e) {
-                    throw new IllegalStateException(e);
-                }
+                release.run();
             }
             if (!job.cancelled()) {
                 Synthesizer.Timings t = job.timings();
@@ -196,20 +197,13 @@ public class SynthesisService {
                 .header("X-Timbre-Seed", seed);
     }
 
-    /** Speaks with a stored speaker's features and waits for the whole clip. */
-    public Speech speak(Speaker speaker, String text, long seed) {
-        try (Synthesis s = start(speaker, read(text, TextFrontend.Language.AUTO, true).segments(), seed, 1.0)) {
-            return s.all();
-        }
-    }
-
     /**
      * What synthesis will speak for {@code text}: the segments of the engine's text frontend (normalised unless
      * {@code normalize} is false). Text with nothing speakable in it (blank, invisible characters, punctuation)
      * is refused with 422.
      */
     public TextFrontend.Reading read(String text, TextFrontend.Language language, boolean normalize) {
-        TextFrontend.Reading r = engine.synthesizer().textFrontend().read(text, language, normalize);
+        TextFrontend.Reading r = engine.textFrontend().read(text, language, normalize);
         if (r.segments().isEmpty()) {
             throw ApiProblem.unprocessable("text-unspeakable", "Nothing to speak", "The text has nothing that can be "
                     + "spoken: it is blank, invisible characters (zero-width, control) or punctuation only. Send words or numbers.");
@@ -217,44 +211,34 @@ public class SynthesisService {
         return r;
     }
 
-    /** Starts speaking the segments (from {@link #read}) with a stored speaker's features (memory, file or re-extracted). */
-    public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed) {
-        return start(speaker, segments, seed, speed, null, false);
-    }
-
     /**
-     * As {@link #start(Speaker, List, long, double)}, spoken as {@code instruction} says (null: no instruction);
-     * {@code hops}: audio comes out by hop (CosyVoice 2's chunks), else by segment.
+     * Starts speaking the segments (from {@link #read}) with a stored speaker's features (memory, file or
+     * re-extracted), spoken as {@code instruction} says (null: no instruction); {@code hops}: audio comes out by hop
+     * (CosyVoice 2's chunks), else by segment.
      */
     public Synthesis start(Speaker speaker, List<String> segments, long seed, double speed, PromptPlan.Instruction instruction,
                            boolean hops) {
         long accepted = System.nanoTime();
         SpeakerService.Resolved f = withSlot(() -> speakers.features(speaker));
-        return start(segments, f.features(), f, f.source(), accepted, f.nanos(), seed, speed, instruction, hops);
+        return start(segments, f.features(), f::close, f.source(), accepted, f.nanos(), seed, speed, instruction, hops);
     }
 
     /**
-     * Starts speaking the segments zero-shot: features extracted from the prompt for this request only. The
-     * transcript is prepared as the pack's family does it ({@link PromptPlan#speakerPromptText}): CosyVoice 2
-     * normalizes it as inference_zero_shot does (text_normalize(prompt_text, split=False)); CosyVoice 3 puts its
-     * system prompt first.
-     */
-    public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, List<String> segments, long seed, double speed) {
-        return startZeroShot(promptPcm, promptRate, promptText, segments, seed, speed, null, false);
-    }
-
-    /**
-     * As {@link #startZeroShot(float[], int, String, List, long, double)}, spoken as {@code instruction} says (null:
-     * none); {@code hops}: audio comes out by hop.
+     * Starts speaking the segments zero-shot: features extracted from the prompt for this request only, spoken as
+     * {@code instruction} says (null: none); {@code hops}: audio comes out by hop. The transcript is prepared as the
+     * pack's family does it ({@link PromptPlan#speakerPromptText}): CosyVoice 2 normalizes it as inference_zero_shot
+     * does (text_normalize(prompt_text, split=False)); CosyVoice 3 puts its system prompt first. The segments are
+     * tokenized here, in front of the engine, which takes token ids only.
      */
     public Synthesis startZeroShot(float[] promptPcm, int promptRate, String promptText, List<String> segments, long seed, double speed,
                                    PromptPlan.Instruction instruction, boolean hops) {
         long t0 = System.nanoTime();
         PromptPlan plan = engine.promptPlan();
-        String transcript = plan.normalizesTranscript() ? engine.synthesizer().textFrontend().normalize(promptText) : promptText;
-        SpeakerFeatures f = withSlot(() -> engine.extractor().extract(promptPcm, promptRate, plan.speakerPromptText(transcript)));
-        return start(segments, f, f, Source.ZERO_SHOT, t0, System.nanoTime() - t0, seed, speed, instruction, hops);
+        String transcript = plan.normalizesTranscript() ? engine.textFrontend().normalize(promptText) : promptText;
+        SpeakerFeatures f = withSlot(() -> extraction.extract(promptPcm, promptRate, plan.speakerPromptText(transcript)));
+        return start(segments, f, f::close, Source.ZERO_SHOT, t0, System.nanoTime() - t0, seed, speed, instruction, hops);
     }
+
     /** The instructions the loaded pack supports (GET /v1/instructions). */
     public PromptPlan promptPlan() {
         return engine.promptPlan();
@@ -270,7 +254,7 @@ public class SynthesisService {
         }
         PromptPlan plan = engine.promptPlan();
         return plan.find(requested).orElseThrow(() -> {
-            String pack = engine.pack().key() + " (" + plan.family().id + ")";
+            String pack = engine.packKey() + " (" + plan.family().id + ")";
             String supported = plan.instructions().isEmpty() ? "This pack, " + pack + ", declares no instructions."
                     : "This pack, " + pack + ", supports: " + String.join(", ", plan.instructions().stream()
                     .map(i -> i.id() + " (" + i.text() + ")").toList()) + ". Send the id or the text.";
@@ -281,18 +265,19 @@ public class SynthesisService {
         });
     }
 
-    private Synthesis start(List<String> segments, SpeakerFeatures features, AutoCloseable owner, Source source, long accepted,
+    private Synthesis start(List<String> segments, SpeakerFeatures features, Runnable release, Source source, long accepted,
                             long featureNanos, long seed, double speed, PromptPlan.Instruction instruction,
                             boolean hops) {
         try {
             PromptPlan.LlmPrompt own = Synthesizer.ownPrompt(features);
             PromptPlan.LlmPrompt prompt = engine.promptPlan().llmPrompt(own.text(), own.speech(), instruction);
-            SynthesisJob job = engine.synthesizer().submit(features, segments, new Synthesizer.Options(seed, false, speed, hops), prompt);
-            return new Synthesis(job, owner, source, accepted, featureNanos, seed);
+            List<long[]> ids = segments.stream().map(engine::tokenize).toList();   // the frontend's last step: the engine takes ids
+            SynthesisJob job = engine.submit(new SpeechRequest(features, ids, prompt, new Synthesizer.Options(seed, false, speed, hops)));
+            return new Synthesis(job, release, source, accepted, featureNanos, seed);
         } catch (RuntimeException e) {
             try {
-                owner.close();
-            } catch (Exception suppressed) {
+                release.run();
+            } catch (RuntimeException suppressed) {
                 e.addSuppressed(suppressed);
             }
             if (e instanceof IllegalArgumentException) {

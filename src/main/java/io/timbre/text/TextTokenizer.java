@@ -11,6 +11,7 @@ import java.util.Map;
 /** The pack's tokenizer.json through the HF tokenizers runtime (DJL binding, natives bundled in its jar). */
 public final class TextTokenizer implements AutoCloseable {
     private final HuggingFaceTokenizer tokenizer;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     public TextTokenizer(Path tokenizerJson) {
         try {
@@ -36,6 +37,8 @@ public final class TextTokenizer implements AutoCloseable {
 
     @Override
     public void close() {
-        tokenizer.close();
+        if (closed.compareAndSet(false, true)) {
+            tokenizer.close();
+        }
     }
 }

@@ -7,6 +7,7 @@ import io.timbre.engine.DeviceMemory;
 import io.timbre.engine.FeatureExtractor;
 import io.timbre.engine.ModelPack;
 import io.timbre.engine.SpeakerFeatures;
+import io.timbre.engine.SpeechRequest;
 import io.timbre.engine.Synthesizer;
 import io.timbre.text.TextTokenizer;
 
@@ -93,7 +94,7 @@ public final class EngineBenchmark {
     static Stage java(Path dir, float[] prompt, int runs, int threads) {
         try (ModelPack pack = ModelPack.load(dir, "cpu");
              TextTokenizer tok = new TextTokenizer(dir.resolve(pack.manifest.moduleFiles().get("tokenizer")));
-             Synthesizer synth = new Synthesizer(pack, tok, 1, DeviceMemory.forDevice(pack.device, "never", "0"))) {
+             Synthesizer synth = new Synthesizer(pack, 1, DeviceMemory.forDevice(pack.device, "never", "0"))) {
             FeatureExtractor fx = new FeatureExtractor(pack, tok);
             List<Stage> all = new ArrayList<>();
             for (int r = 0; r <= runs; r++) {
@@ -103,7 +104,7 @@ public final class EngineBenchmark {
                     long a = System.nanoTime();
                     try (SpeakerFeatures spk = fx.extract(prompt, 16000, PROMPT_TEXT)) {
                         long b = System.nanoTime();
-                        Synthesizer.Result res = synth.synthesize(spk, List.of(text), new Synthesizer.Options(0, true));
+                        Synthesizer.Result res = synth.synthesize(new SpeechRequest(spk, List.of(tok.encode(text)), new Synthesizer.Options(0, true)));
                         f += ms(b - a);
                         l += ms(res.timings().llm());
                         fl += ms(res.timings().flow());

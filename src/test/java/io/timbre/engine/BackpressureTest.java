@@ -40,7 +40,7 @@ class BackpressureTest {
     @Test
     void aFullFlowStageHoldsNewRequestsInTheBoundedQueueAndRefusesOneMore() throws Exception {
         CountDownLatch release = new CountDownLatch(1);
-        try (Synthesizer s = new Synthesizer(pack, tok, new Synthesizer.Settings(true, 16, 1, Duration.ofSeconds(600), 1, 1),
+        try (Synthesizer s = new Synthesizer(pack, new Synthesizer.Settings(true, 16, 1, Duration.ofSeconds(600), 1, 1),
                 DeviceMemory.forDevice(pack.device, "never", "0"))) {
             s.flowStepHook = (job, step) -> {
                 try {
@@ -50,15 +50,15 @@ class BackpressureTest {
                 }
             };
             Synthesizer.Options o = new Synthesizer.Options(1, false);
-            try (SynthesisJob first = s.submit(spk, List.of("One.", "Two.", "Three."), o)) {
+            try (SynthesisJob first = s.submit(Requests.of(tok, spk, List.of("One.", "Two.", "Three."), o))) {
                 SchedulerTest.until(() -> s.stats().flowQueued() >= 1, "a segment waiting for the flow");
-                try (SynthesisJob second = s.submit(spk, List.of("Four."), o)) {
+                try (SynthesisJob second = s.submit(Requests.of(tok, spk, List.of("Four."), o))) {
                     SchedulerTest.until(() -> s.stats().rows() == 0, "the batch to empty");
                     // the first request's rows have left the LLM and the second is still queued: it was not admitted
                     assertEquals(1, s.stats().queued(), "the second request waits in the queue, not in the LLM or flow");
                     assertTrue(s.stats().flowQueued() >= 1, "segments wait for the flow");
                     long refused = s.stats().refused();
-                    assertThrows(Synthesizer.Busy.class, () -> s.submit(spk, List.of("Five."), o));
+                    assertThrows(Synthesizer.Busy.class, () -> s.submit(Requests.of(tok, spk, List.of("Five."), o)));
                     assertEquals(refused + 1, s.stats().refused());
                     release.countDown();
                     assertEquals(3, first.await().segments());

@@ -49,17 +49,17 @@ class BatchIsolationTest {
     void aRowTheLlmRefusesFailsAloneAndItsBatchMatesFinishAsIfAlone() {
         Synthesizer.Options a = new Synthesizer.Options(5, false);
         Synthesizer.Options b = new Synthesizer.Options(6, false);
-        try (Synthesizer s = new Synthesizer(pack, tok, new Synthesizer.Settings(true, 16, 8, Duration.ofSeconds(60), 2),
+        try (Synthesizer s = new Synthesizer(pack, new Synthesizer.Settings(true, 16, 8, Duration.ofSeconds(60), 2),
                 DeviceMemory.forDevice(pack.device, "never", "0"))) {
-            float[] aloneA = s.synthesize(good, List.of("First request."), a).pcm();
-            float[] aloneB = s.synthesize(good, List.of("Second request."), b).pcm();
+            float[] aloneA = s.synthesize(Requests.of(tok, good, List.of("First request."), a)).pcm();
+            float[] aloneB = s.synthesize(Requests.of(tok, good, List.of("Second request."), b)).pcm();
             long isolatedBefore = s.stats().isolatedFailures();
 
             SynthesisJob[] jobs = new SynthesisJob[3];
             s.whileHoldingAdmission(() -> {   // all three are admitted in one join, one prefill
-                jobs[0] = s.submit(good, List.of("First request."), a, true);
-                jobs[1] = s.submit(bad, List.of("Poisoned request."), a, false);
-                jobs[2] = s.submit(good, List.of("Second request."), b, true);
+                jobs[0] = s.submit(Requests.of(tok, good, List.of("First request."), a), true);
+                jobs[1] = s.submit(Requests.of(tok, bad, List.of("Poisoned request."), a), false);
+                jobs[2] = s.submit(Requests.of(tok, good, List.of("Second request."), b), true);
             });
             try {
                 float[] sharedA = jobs[0].await().pcm();
@@ -76,7 +76,7 @@ class BatchIsolationTest {
                 }
             }
             // the scheduler goes on serving
-            assertArrayEquals(aloneA, s.synthesize(good, List.of("First request."), a).pcm());
+            assertArrayEquals(aloneA, s.synthesize(Requests.of(tok, good, List.of("First request."), a)).pcm());
         }
     }
 
@@ -89,18 +89,18 @@ class BatchIsolationTest {
     void aRowThatFailsASharedDecodeStepLeavesAloneAndItsBatchMatesFinishAsIfAlone() {
         Synthesizer.Options a = new Synthesizer.Options(5, false);
         Synthesizer.Options b = new Synthesizer.Options(6, false);
-        try (Synthesizer s = new Synthesizer(pack, tok, new Synthesizer.Settings(true, 16, 8, Duration.ofSeconds(60), 2),
+        try (Synthesizer s = new Synthesizer(pack, new Synthesizer.Settings(true, 16, 8, Duration.ofSeconds(60), 2),
                 DeviceMemory.forDevice(pack.device, "never", "0"))) {
-            float[] aloneA = s.synthesize(good, List.of("First request."), a).pcm();
-            float[] aloneB = s.synthesize(good, List.of("Second request."), b).pcm();
+            float[] aloneA = s.synthesize(Requests.of(tok, good, List.of("First request."), a)).pcm();
+            float[] aloneB = s.synthesize(Requests.of(tok, good, List.of("Second request."), b)).pcm();
             long isolatedBefore = s.stats().isolatedFailures();
             long stepsBefore = s.stats().steps();
 
             SynthesisJob[] jobs = new SynthesisJob[3];
             s.whileHoldingAdmission(() -> {   // all three join in one prefill and share every decode step
-                jobs[0] = s.submit(good, List.of("First request."), a, true);
-                jobs[1] = s.submit(good, List.of("Poisoned mid-way."), a, true);
-                jobs[2] = s.submit(good, List.of("Second request."), b, true);
+                jobs[0] = s.submit(Requests.of(tok, good, List.of("First request."), a), true);
+                jobs[1] = s.submit(Requests.of(tok, good, List.of("Poisoned mid-way."), a), true);
+                jobs[2] = s.submit(Requests.of(tok, good, List.of("Second request."), b), true);
                 s.rowHook = (job, row) -> {
                     if (job == jobs[1]) {
                         row.corruptAt = 5;
@@ -125,7 +125,7 @@ class BatchIsolationTest {
                 }
             }
             // the scheduler goes on serving, with the same audio
-            assertArrayEquals(aloneB, s.synthesize(good, List.of("Second request."), b).pcm());
+            assertArrayEquals(aloneB, s.synthesize(Requests.of(tok, good, List.of("Second request."), b)).pcm());
         }
     }
 
@@ -133,24 +133,24 @@ class BatchIsolationTest {
     @Test
     void aLoneRowThatFailsItsDecodeFailsWithItsOwnErrorAndTheSchedulerGoesOn() {
         Synthesizer.Options a = new Synthesizer.Options(5, false);
-        try (Synthesizer s = new Synthesizer(pack, tok, new Synthesizer.Settings(true, 16, 8, Duration.ofSeconds(60), 1),
+        try (Synthesizer s = new Synthesizer(pack, new Synthesizer.Settings(true, 16, 8, Duration.ofSeconds(60), 1),
                 DeviceMemory.forDevice(pack.device, "never", "0"))) {
             s.rowHook = (job, row) -> row.corruptAt = 3;
-            SynthesisJob bad1 = s.submit(good, List.of("Poisoned."), a, true);
+            SynthesisJob bad1 = s.submit(Requests.of(tok, good, List.of("Poisoned."), a), true);
             try (bad1) {
                 assertThrows(RuntimeException.class, bad1::await);
             }
             s.rowHook = (job, row) -> { };
-            assertTrue(s.synthesize(good, List.of("First request."), a).pcm().length > 0, "the scheduler still serves");
+            assertTrue(s.synthesize(Requests.of(tok, good, List.of("First request."), a)).pcm().length > 0, "the scheduler still serves");
             assertEquals(0, s.stats().rows(), "no row left behind");
         }
     }
 
     @Test
     void submitRefusesFeaturesWithIdsOutsideTheVocabulary() {
-        try (Synthesizer s = new Synthesizer(pack, tok, Synthesizer.Settings.defaults(1), DeviceMemory.forDevice(pack.device, "never", "0"))) {
+        try (Synthesizer s = new Synthesizer(pack, Synthesizer.Settings.defaults(1), DeviceMemory.forDevice(pack.device, "never", "0"))) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> s.submit(bad, List.of("Poisoned request."), new Synthesizer.Options(1, false)));
+                    () -> s.submit(Requests.of(tok, bad, List.of("Poisoned request."), new Synthesizer.Options(1, false))));
             assertTrue(e.getMessage().contains("outside the pack's vocabulary"), e.getMessage());
         }
     }

@@ -130,9 +130,9 @@ class DeterminismTest {
         List<String> text = List.of("Same audio.", "Always.");
         Synthesizer.Options options = new Synthesizer.Options(21, false);
         try (TinySpeaker tiny = TinySpeaker.load();
-             Synthesizer s = new Synthesizer(tiny.pack, tiny.tok, new Synthesizer.Settings(true, 16, 16, Duration.ofSeconds(600), 2),
+             Synthesizer s = new Synthesizer(tiny.pack, new Synthesizer.Settings(true, 16, 16, Duration.ofSeconds(600), 2),
                      DeviceMemory.forDevice(tiny.pack.device, "never", "0"))) {
-            float[] alone = s.synthesize(tiny.spk, text, options).pcm();
+            float[] alone = s.synthesize(Requests.of(tiny.tok, tiny.spk, text, options)).pcm();
             assertTrue(alone.length > 0);
             AtomicBoolean stop = new AtomicBoolean();
             Thread busy = new Thread(() -> {
@@ -147,11 +147,10 @@ class DeterminismTest {
                     int r = round;
                     SynthesisJob[] mine = new SynthesisJob[1];
                     s.whileHoldingAdmission(() -> {   // all join one prefill and share every decode step
-                        jobs.add(s.submit(tiny.spk, List.of("Another one, longer."),
-                                new Synthesizer.Options(100 + r, false)));
-                        jobs.add(s.submit(tiny.spk, List.of("Short.", "Two."), new Synthesizer.Options(200 + r, false)));
-                        mine[0] = s.submit(tiny.spk, text, options);
-                        jobs.add(s.submit(tiny.spk, List.of("Greedy."), new Synthesizer.Options(300 + r, true)));
+                        jobs.add(s.submit(Requests.of(tiny.tok, tiny.spk, List.of("Another one, longer."), new Synthesizer.Options(100 + r, false))));
+                        jobs.add(s.submit(Requests.of(tiny.tok, tiny.spk, List.of("Short.", "Two."), new Synthesizer.Options(200 + r, false))));
+                        mine[0] = s.submit(Requests.of(tiny.tok, tiny.spk, text, options));
+                        jobs.add(s.submit(Requests.of(tiny.tok, tiny.spk, List.of("Greedy."), new Synthesizer.Options(300 + r, true))));
                     });
                     try (SynthesisJob j = mine[0]) {
                         assertArrayEquals(alone, j.await().pcm(), "round " + round + ": the same samples as alone");

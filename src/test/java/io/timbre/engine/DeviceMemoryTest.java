@@ -79,9 +79,9 @@ class DeviceMemoryTest {
                 java.nio.file.Files.readAllBytes(Golden.DIR.resolve("tone.wav"))).samples(), 16000);
         try (ModelPack pack = ModelPack.load(Golden.PACK, "cpu");
              io.timbre.text.TextTokenizer tok = new io.timbre.text.TextTokenizer(Golden.PACK.resolve("tokenizer.json"));
-             Synthesizer synth = new Synthesizer(pack, tok, 2, memory);
+             Synthesizer synth = new Synthesizer(pack, 2, memory);
              SpeakerFeatures spk = new FeatureExtractor(pack, tok).extract(prompt, 16000, "Hi.")) {
-            Synthesizer.Result r = synth.synthesize(spk, java.util.List.of("A.", "B.", "C.", "D."), new Synthesizer.Options(7, false));
+            Synthesizer.Result r = synth.synthesize(Requests.of(tok, spk, java.util.List.of("A.", "B.", "C.", "D."), new Synthesizer.Options(7, false)));
             assertEquals(4, r.segments());
             assertEquals(1, a.empties.get(), "four segments, one release");
         }

@@ -52,7 +52,7 @@ class EngineMemoryTest {
         ExecutorService clients = Executors.newFixedThreadPool(4);
         try (ModelPack pack = ModelPack.load(Golden.PACK, "cpu");
              TextTokenizer tokenizer = new TextTokenizer(Golden.PACK.resolve("tokenizer.json"));
-             Synthesizer synth = new Synthesizer(pack, tokenizer, 2, DeviceMemory.forDevice(pack.device, "per-request", "0", host))) {
+             Synthesizer synth = new Synthesizer(pack, 2, DeviceMemory.forDevice(pack.device, "per-request", "0", host))) {
             FeatureExtractor extractor = new FeatureExtractor(pack, tokenizer);
             long rssWarm = 0;
             long rssMax = 0;
@@ -65,7 +65,7 @@ class EngineMemoryTest {
                     long seed = round * 10L + c;
                     results.add(clients.submit(() -> {
                         try (SpeakerFeatures spk = extractor.extract(prompt, 16000, "A steady vowel.")) {
-                            return synth.synthesize(spk, List.of(text), new Synthesizer.Options(seed, false)).pcm().length;
+                            return synth.synthesize(Requests.of(tokenizer, spk, List.of(text), new Synthesizer.Options(seed, false))).pcm().length;
                         }
                     }));
                 }

@@ -45,7 +45,7 @@ class FlowCancellationTest {
         List<String> segments = List.of("The first long sentence of this request.", "The second long sentence of this request.",
                 "The third long sentence of this request.", "The fourth long sentence of this request.");
         int stepsPerSegment = pack.manifest.flowSteps();
-        try (Synthesizer s = new Synthesizer(pack, tok, new Synthesizer.Settings(true, 16, 8, Duration.ofSeconds(60), 1),
+        try (Synthesizer s = new Synthesizer(pack, new Synthesizer.Settings(true, 16, 8, Duration.ofSeconds(60), 1),
                 DeviceMemory.forDevice(pack.device, "never", "0"))) {
             AtomicInteger steps = new AtomicInteger();
             AtomicLong cancelledAt = new AtomicLong();
@@ -57,7 +57,7 @@ class FlowCancellationTest {
                 }
             };
             long vocoderBefore = s.stats().vocoderCalls();
-            SynthesisJob job = s.submit(spk, segments, new Synthesizer.Options(9, false));
+            SynthesisJob job = s.submit(Requests.of(tok, spk, segments, new Synthesizer.Options(9, false)));
             assertThrows(SynthesisJob.CancelledException.class, job::await);
             job.close();   // returns once no part of the engine works for the job
             long stoppedMs = (System.nanoTime() - cancelledAt.get()) / 1_000_000;

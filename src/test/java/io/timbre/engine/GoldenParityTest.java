@@ -136,10 +136,10 @@ class GoldenParityTest {
 
     void endToEnd(Golden.Case c) {
         try (PointerScope scope = new PointerScope();
-             Synthesizer synth = new Synthesizer(pack, tokenizer, 2, DeviceMemory.forDevice(pack.device, "never", "0"))) {
+             Synthesizer synth = new Synthesizer(pack, 2, DeviceMemory.forDevice(pack.device, "never", "0"))) {
             GenericDict g = Golden.load(c.fixture());
             try (SpeakerFeatures spk = goldenFeatures(g)) {
-                Synthesizer.Result r = synth.synthesize(spk, List.of(c.text()), new Synthesizer.Options(0, true));
+                Synthesizer.Result r = synth.synthesize(Requests.of(tokenizer, spk, List.of(c.text()), new Synthesizer.Options(0, true)));
                 // the request's segment 0 draws from RandomSource.forSegment(0, 0), the fixture's wav from seed
                 // golden.json vocoder_seed: the golden mel vocoded with the request's own source is the expectation
                 float[] expected;

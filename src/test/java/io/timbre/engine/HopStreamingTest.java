@@ -35,7 +35,7 @@ class HopStreamingTest {
     }
 
     private Synthesizer synthesizer() {
-        return new Synthesizer(tiny.pack, tiny.tok, new Synthesizer.Settings(true, 16, 16, Duration.ofSeconds(600), 2),
+        return new Synthesizer(tiny.pack, new Synthesizer.Settings(true, 16, 16, Duration.ofSeconds(600), 2),
                 DeviceMemory.forDevice(tiny.pack.device, "never", "0"));
     }
 
@@ -69,7 +69,7 @@ class HopStreamingTest {
         try (Synthesizer s = synthesizer()) {
             List<float[]> alone;
             int tokens;
-            try (SynthesisJob job = s.submit(tiny.spk, List.of(LONG), hops)) {
+            try (SynthesisJob job = s.submit(Requests.of(tiny.tok, tiny.spk, List.of(LONG), hops))) {
                 alone = chunks(job);
                 tokens = job.speechTokens();
                 assertTrue(job.hopsWhileGenerating() >= 1, "a hop was handed on while the LLM was generating the segment");
@@ -78,7 +78,7 @@ class HopStreamingTest {
             float[] streamed = join(alone);
             assertEquals(tokens * 2 * tiny.pack.manifest.samplesPerMelFrame(), streamed.length, "two mel frames per token");
             // the same request's tokens as a whole segment: the same LLM output, the audio of the non-streamed flow
-            try (SynthesisJob whole = s.submit(tiny.spk, List.of(LONG), new Synthesizer.Options(3, false))) {
+            try (SynthesisJob whole = s.submit(Requests.of(tiny.tok, tiny.spk, List.of(LONG), new Synthesizer.Options(3, false)))) {
                 float[] pcm = whole.await().pcm();
                 assertEquals(tokens, whole.speechTokens(), "hop streaming leaves the LLM's tokens as they are");
                 assertEquals(streamed.length, pcm.length);
@@ -89,9 +89,9 @@ class HopStreamingTest {
             long stepsBefore = s.stats().steps();
             long rowStepsBefore = s.stats().rowSteps();
             s.whileHoldingAdmission(() -> {
-                others.add(s.submit(tiny.spk, List.of("Another streamed request beside it."), new Synthesizer.Options(8, false, 1.0, true)));
-                mine[0] = s.submit(tiny.spk, List.of(LONG), hops);
-                others.add(s.submit(tiny.spk, List.of("A third, not streamed by hop."), new Synthesizer.Options(9, false)));
+                others.add(s.submit(Requests.of(tiny.tok, tiny.spk, List.of("Another streamed request beside it."), new Synthesizer.Options(8, false, 1.0, true))));
+                mine[0] = s.submit(Requests.of(tiny.tok, tiny.spk, List.of(LONG), hops));
+                others.add(s.submit(Requests.of(tiny.tok, tiny.spk, List.of("A third, not streamed by hop."), new Synthesizer.Options(9, false))));
             });
             try (SynthesisJob job = mine[0]) {
                 List<float[]> loaded = chunks(job);
@@ -114,14 +114,14 @@ class HopStreamingTest {
     @Test
     void cancellingMidStreamStopsTheHopsAndTheEngineGoesOn() throws Exception {
         try (Synthesizer s = synthesizer()) {
-            SynthesisJob job = s.submit(tiny.spk, List.of(LONG, LONG), new Synthesizer.Options(4, false, 1.0, true));
+            SynthesisJob job = s.submit(Requests.of(tiny.tok, tiny.spk, List.of(LONG, LONG), new Synthesizer.Options(4, false, 1.0, true)));
             float[] first = job.next();
             assertTrue(first != null && first.length > 0, "the first hop's audio");
             job.cancel();
             assertThrows(SynthesisJob.CancelledException.class, job::next);
             job.close();   // returns once no hop of the job runs any more and its rows left the batch
             long calls = s.stats().vocoderCalls();
-            assertTrue(s.synthesize(tiny.spk, List.of("Still serving."), new Synthesizer.Options(1, false)).pcm().length > 0);
+            assertTrue(s.synthesize(Requests.of(tiny.tok, tiny.spk, List.of("Still serving."), new Synthesizer.Options(1, false))).pcm().length > 0);
             assertEquals(calls + 1, s.stats().vocoderCalls(), "only the new request's segment was vocoded after the cancel");
         }
     }

@@ -47,7 +47,7 @@ class SchedulerTest {
     }
 
     static Synthesizer synthesizer(boolean batching, int maxRows, int maxQueued) {
-        return new Synthesizer(pack, tok, new Synthesizer.Settings(batching, maxRows, maxQueued, Duration.ofSeconds(60), 2),
+        return new Synthesizer(pack, new Synthesizer.Settings(batching, maxRows, maxQueued, Duration.ofSeconds(60), 2),
                 DeviceMemory.forDevice(pack.device, "per-request", "0"));
     }
 
@@ -63,7 +63,7 @@ class SchedulerTest {
     static List<float[]> alone(Synthesizer s, List<String> texts, long seed) {
         List<float[]> out = new ArrayList<>();
         for (int i = 0; i < texts.size(); i++) {
-            out.add(s.synthesize(spk, texts.get(i), new Synthesizer.Options(seed + i, false)).pcm());
+            out.add(s.synthesize(Requests.of(tok, spk, texts.get(i), new Synthesizer.Options(seed + i, false))).pcm());
         }
         return out;
     }
@@ -79,7 +79,7 @@ class SchedulerTest {
             List<SynthesisJob> jobs = new ArrayList<>();
             try {
                 for (int i = 0; i < texts.size(); i++) {
-                    jobs.add(s.submit(spk, texts.get(i), new Synthesizer.Options(11 + i, false)));
+                    jobs.add(s.submit(Requests.of(tok, spk, texts.get(i), new Synthesizer.Options(11 + i, false))));
                     long at = s.stats().steps();
                     until(() -> s.stats().steps() >= at + 7, "a few decode steps");   // the next one joins mid-run
                 }
@@ -104,8 +104,8 @@ class SchedulerTest {
             reference = alone(s, texts, 5);
         }
         try (Synthesizer s = synthesizer(false, 16, 8)) {
-            SynthesisJob first = s.submit(spk, A, new Synthesizer.Options(5, false));
-            SynthesisJob second = s.submit(spk, B, new Synthesizer.Options(6, false));
+            SynthesisJob first = s.submit(Requests.of(tok, spk, A, new Synthesizer.Options(5, false)));
+            SynthesisJob second = s.submit(Requests.of(tok, spk, B, new Synthesizer.Options(6, false)));
             try (first; second) {
                 assertArrayEquals(reference.get(0), first.await().pcm());
                 assertArrayEquals(reference.get(1), second.await().pcm());
@@ -120,17 +120,17 @@ class SchedulerTest {
     @Test
     void aFullQueueRefusesWithRetryAfter() throws Exception {
         try (Synthesizer s = synthesizer(true, 1, 1)) {
-            SynthesisJob running = s.submit(spk, A, new Synthesizer.Options(1, false));
+            SynthesisJob running = s.submit(Requests.of(tok, spk, A, new Synthesizer.Options(1, false)));
             until(() -> s.stats().rows() == 1, "the first request in the batch");
-            SynthesisJob queued = s.submit(spk, B, new Synthesizer.Options(2, false));
-            Synthesizer.Busy busy = assertThrows(Synthesizer.Busy.class, () -> s.submit(spk, C, new Synthesizer.Options(3, false)));
+            SynthesisJob queued = s.submit(Requests.of(tok, spk, B, new Synthesizer.Options(2, false)));
+            Synthesizer.Busy busy = assertThrows(Synthesizer.Busy.class, () -> s.submit(Requests.of(tok, spk, C, new Synthesizer.Options(3, false))));
             assertTrue(busy.retryAfterSeconds >= 1 && busy.retryAfterSeconds <= 60, "Retry-After " + busy.retryAfterSeconds);
             assertEquals(1, s.stats().refused());
             try (running; queued) {
                 assertTrue(running.await().pcm().length > 0);
                 assertTrue(queued.await().pcm().length > 0, "the queued request is served afterwards");
             }
-            try (SynthesisJob again = s.submit(spk, C, new Synthesizer.Options(3, false))) {
+            try (SynthesisJob again = s.submit(Requests.of(tok, spk, C, new Synthesizer.Options(3, false)))) {
                 assertTrue(again.await().pcm().length > 0, "accepted once the queue has room");
             }
         }
@@ -139,9 +139,9 @@ class SchedulerTest {
     @Test
     void aRequestCancelledWhileQueuedBehindAFullBatchIsLetGoAtOnce() throws Exception {
         try (Synthesizer s = synthesizer(true, 1, 8)) {
-            try (SynthesisJob running = s.submit(spk, String.join(" ", java.util.Collections.nCopies(6, A)), new Synthesizer.Options(1, false))) {
+            try (SynthesisJob running = s.submit(Requests.of(tok, spk, String.join(" ", java.util.Collections.nCopies(6, A)), new Synthesizer.Options(1, false)))) {
                 until(() -> s.stats().rows() == 1, "the first request in the batch");
-                SynthesisJob abandoned = s.submit(spk, C, new Synthesizer.Options(4, false));
+                SynthesisJob abandoned = s.submit(Requests.of(tok, spk, C, new Synthesizer.Options(4, false)));
                 long t0 = System.nanoTime();
                 abandoned.close();   // cancels it; returns once the scheduler has let it go
                 assertTrue(System.nanoTime() - t0 < 2_000_000_000L, "a cancelled queued request does not wait for the batch");
@@ -155,9 +155,9 @@ class SchedulerTest {
     @Test
     void aCancelledRequestLeavesTheBatchAtOnceAndOthersGoOn() throws Exception {
         try (Synthesizer s = synthesizer(true, 16, 8)) {
-            float[] reference = s.synthesize(spk, B, new Synthesizer.Options(8, false)).pcm();
-            SynthesisJob doomed = s.submit(spk, A + " " + A + " " + A, new Synthesizer.Options(7, false));
-            SynthesisJob other = s.submit(spk, B, new Synthesizer.Options(8, false));
+            float[] reference = s.synthesize(Requests.of(tok, spk, B, new Synthesizer.Options(8, false))).pcm();
+            SynthesisJob doomed = s.submit(Requests.of(tok, spk, A + " " + A + " " + A, new Synthesizer.Options(7, false)));
+            SynthesisJob other = s.submit(Requests.of(tok, spk, B, new Synthesizer.Options(8, false)));
             until(() -> s.stats().rows() >= 2, "both in the batch");
             long steps = s.stats().steps();
             long t0 = System.nanoTime();
@@ -181,8 +181,8 @@ class SchedulerTest {
     void segmentsStreamOutInOrderAndJoinToTheWholeClip() throws Exception {
         List<String> text = List.of("First sentence here.", "Second sentence follows it.", "And a third one ends the text.");
         try (Synthesizer s = synthesizer(true, 16, 8)) {
-            float[] whole = s.synthesize(spk, text, new Synthesizer.Options(4, false)).pcm();
-            try (SynthesisJob job = s.submit(spk, text, new Synthesizer.Options(4, false))) {
+            float[] whole = s.synthesize(Requests.of(tok, spk, text, new Synthesizer.Options(4, false))).pcm();
+            try (SynthesisJob job = s.submit(Requests.of(tok, spk, text, new Synthesizer.Options(4, false)))) {
                 assertEquals(3, job.segments());
                 float[] joined = new float[0];
                 int parts = 0;
@@ -202,9 +202,9 @@ class SchedulerTest {
     @Test
     void speedStretchesTheMelBeforeTheVocoder() throws Exception {
         try (Synthesizer s = synthesizer(true, 16, 8)) {
-            int normal = s.synthesize(spk, B, new Synthesizer.Options(9, false, 1.0)).pcm().length;
-            int fast = s.synthesize(spk, B, new Synthesizer.Options(9, false, 2.0)).pcm().length;
-            int slow = s.synthesize(spk, B, new Synthesizer.Options(9, false, 0.5)).pcm().length;
+            int normal = s.synthesize(Requests.of(tok, spk, B, new Synthesizer.Options(9, false, 1.0))).pcm().length;
+            int fast = s.synthesize(Requests.of(tok, spk, B, new Synthesizer.Options(9, false, 2.0))).pcm().length;
+            int slow = s.synthesize(Requests.of(tok, spk, B, new Synthesizer.Options(9, false, 0.5))).pcm().length;
             assertEquals(0, normal % 480, "whole vocoder frames");
             assertEquals(normal / 480 / 2, fast / 480, "half the frames at 2x");
             assertEquals(normal / 480 * 2, slow / 480, "twice the frames at 0.5x");

@@ -63,7 +63,7 @@ class TextNormalizeTests {
         String text = "Room 42 at 9:30, ok? " + "This sentence is long enough to be a segment on its own, with words. ".repeat(3);
         List<String> segments = preview(Map.of("text", text)).then().statusCode(200).extract().jsonPath().getList("segments", String.class);
         assertTrue(segments.size() > 1);
-        assertEquals(engine.synthesizer().textFrontend().segments(text), segments);
+        assertEquals(engine.textFrontend().segments(text), segments);
         given().auth().oauth2(key).contentType(ContentType.JSON)
                 .body(Map.of("text", text, "speakerId", speakerId, "seed", 1)).post("/v1/tts")
                 .then().statusCode(200).header("X-Timbre-Segments", String.valueOf(segments.size()));
@@ -108,7 +108,7 @@ class TextNormalizeTests {
 
     @Test
     void anUnpunctuatedLongTextIsSplitWithinTheBudget() {
-        TextFrontend f = engine.synthesizer().textFrontend();
+        TextFrontend f = engine.textFrontend();
         String text = "and then the story goes on ".repeat(112).strip();   // about 3000 characters, no punctuation
         assertTrue(text.length() >= 3000 - 30);
         List<String> segments = preview(Map.of("text", text)).then().statusCode(200).extract().jsonPath().getList("segments", String.class);
