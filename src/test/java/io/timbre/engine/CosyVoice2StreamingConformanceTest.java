@@ -77,17 +77,12 @@ class CosyVoice2StreamingConformanceTest {
     }
 
     static Streamed stream(SpeakerFeatures spk, int[] tokens, long seed) {
-        List<HopDecoder.Hop> hops = new ArrayList<>();
-        List<float[]> chunks = new ArrayList<>();
+        List<HopDecoder.Hop> hops;
+        List<float[]> chunks;
         try (RandomSource random = new RandomSource(seed); HopDecoder d = new HopDecoder(pack, spk, random)) {
-            for (int n = 0; n <= tokens.length; n++) {
-                boolean done = n == tokens.length;
-                int[] soFar = Arrays.copyOf(tokens, n);
-                while (d.ready(n, done)) {
-                    hops.add(d.plan(n, done));
-                    chunks.add(d.next(soFar, done, () -> false));
-                }
-            }
+            HopDecoderTest.Run run = HopDecoderTest.stream(d, tokens);
+            hops = run.hops();
+            chunks = run.chunks();
         }
         int total = chunks.stream().mapToInt(x -> x.length).sum();
         float[] joined = new float[total];

@@ -89,9 +89,9 @@ class HopStreamingTest {
             long stepsBefore = s.stats().steps();
             long rowStepsBefore = s.stats().rowSteps();
             s.whileHoldingAdmission(() -> {
-                others.add(s.submit(Requests.of(tiny.tok, tiny.spk, List.of("Another streamed request beside it."), new Synthesizer.Options(8, false, 1.0, true))));
+                others.add(s.submit(Requests.of(tiny.tok, tiny.spk, List.of("Beside it."), new Synthesizer.Options(8, false, 1.0, true))));
                 mine[0] = s.submit(Requests.of(tiny.tok, tiny.spk, List.of(LONG), hops));
-                others.add(s.submit(Requests.of(tiny.tok, tiny.spk, List.of("A third, not streamed by hop."), new Synthesizer.Options(9, false))));
+                others.add(s.submit(Requests.of(tiny.tok, tiny.spk, List.of("A third."), new Synthesizer.Options(9, false))));
             });
             try (SynthesisJob job = mine[0]) {
                 List<float[]> loaded = chunks(job);
