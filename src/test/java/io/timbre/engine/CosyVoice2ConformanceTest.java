@@ -140,7 +140,7 @@ class CosyVoice2ConformanceTest {
     static void textIds() {
         for (JsonNode e : expected.get("tokenizer").get("encodings")) {
             String text = e.get("text").asText();
-            assertArrayEquals(ints(e.get("ids")), toInts(tokenizer.encode(text)), "ids of \"" + text + "\"");
+            assertArrayEquals(Golden.ints(e.get("ids")), Golden.toInts(tokenizer.encode(text)), "ids of \"" + text + "\"");
         }
     }
 
@@ -148,8 +148,8 @@ class CosyVoice2ConformanceTest {
         assertEquals(List.of(c.get("normalized_text").asText()), frontend.segments(c.get("text").asText()), "target text");
         // CosyVoice's inference_zero_shot normalizes the prompt transcript (text_normalize(split=False))
         assertEquals(c.get("normalized_prompt_text").asText(), frontend.normalize(c.get("prompt_text").asText()), "prompt text");
-        assertArrayEquals(ints(c.get("text_ids")), toInts(tokenizer.encode(c.get("normalized_text").asText())), "text ids");
-        assertArrayEquals(ints(c.get("prompt_text_ids")), toInts(tokenizer.encode(c.get("normalized_prompt_text").asText())),
+        assertArrayEquals(Golden.ints(c.get("text_ids")), Golden.toInts(tokenizer.encode(c.get("normalized_text").asText())), "text ids");
+        assertArrayEquals(Golden.ints(c.get("prompt_text_ids")), Golden.toInts(tokenizer.encode(c.get("normalized_prompt_text").asText())),
                 "prompt text ids");
     }
 
@@ -165,10 +165,10 @@ class CosyVoice2ConformanceTest {
             assertArrayEquals(Tensors.toInts(Golden.get(g, "prompt_text")), Tensors.toInts(f.promptText()), id + " prompt text ids");
             int[] want = Tensors.toInts(Golden.get(g, "llm_prompt_speech_token"));
             int[] got = Tensors.toInts(f.speechTokens());
-            System.out.printf("conformance %-8s speech tokens: %d expected, %d equal%n", id, want.length, countEqual(want, got));
+            System.out.printf("conformance %-8s speech tokens: %d expected, %d equal%n", id, want.length, Golden.countEqual(want, got));
             assertArrayEquals(want, got, id + " prompt speech tokens (speech_tokenizer_v2.onnx)");
-            logMagnitude(id + " prompt_speech_feat", Golden.get(g, "prompt_speech_feat"), f.speechFeat());
-            check(id + " embedding", Golden.get(g, "flow_embedding"), f.embedding(), EMBEDDING_TOL);
+            Golden.logMagnitude(id + " prompt_speech_feat", Golden.get(g, "prompt_speech_feat"), f.speechFeat(), FEAT_MAGNITUDE_TOL);
+            Golden.check(id + " embedding", Golden.get(g, "flow_embedding"), f.embedding(), EMBEDDING_TOL);
         }
     }
 
@@ -189,11 +189,11 @@ class CosyVoice2ConformanceTest {
                     Tensors.toLongs(Golden.get(g, "llm_prompt_speech_token")), Sampler.greedy(pack.manifest), Integer.MAX_VALUE);
             int[] tokens = new SpeechLm(pack).generate(List.of(input)).get(0);
             int[] cosy = Tensors.toInts(Golden.get(g, "speech_tokens"));
-            int[] want = ints(full.get("speech_tokens"));
+            int[] want = Golden.ints(full.get("speech_tokens"));
             System.out.printf("conformance %-20s greedy tokens: %d generated (min_len %d); CosyVoice (transformers 4.57.6 mask) %d, "
                             + "%d equal, first %s; full attention %d, %d equal%n", c.get("id").asText(), tokens.length,
-                    c.get("min_len").asInt(), cosy.length, countEqual(cosy, tokens), cosy[0] == tokens[0] ? "equal" : "DIFFERENT",
-                    want.length, countEqual(want, tokens));
+                    c.get("min_len").asInt(), cosy.length, Golden.countEqual(cosy, tokens), cosy[0] == tokens[0] ? "equal" : "DIFFERENT",
+                    want.length, Golden.countEqual(want, tokens));
             assertEquals(cosy[0], tokens[0], "first speech token (prefill) against CosyVoice's own run");
             assertArrayEquals(want, tokens, "greedy speech tokens, CosyVoice's decoding loop with full attention");
         }
@@ -205,7 +205,7 @@ class CosyVoice2ConformanceTest {
             try (SpeakerFeatures spk = new SpeakerFeatures(Golden.get(g, "prompt_text_ids"), Golden.get(g, "flow_prompt_speech_token"),
                     Golden.get(g, "prompt_speech_feat"), Golden.get(g, "embedding"))) {
                 Tensor mel = new FlowDecoder(pack).decode(spk, Tensors.toInts(Golden.get(g, "speech_tokens")));
-                check(c.get("id").asText() + " mel", Golden.get(g, "mel"), mel, MEL_TOL);
+                Golden.check(c.get("id").asText() + " mel", Golden.get(g, "mel"), mel, MEL_TOL);
             }
         }
     }
@@ -222,64 +222,11 @@ class CosyVoice2ConformanceTest {
             float[] want = Tensors.toFloats(Golden.get(g, "wav"));
             float d = Golden.maxAbsDiff(want, wav);
             System.out.printf("conformance %-20s wav max|diff| %.3g (tolerance %.1g), mean %.3g, expected max|x| %.3g%n",
-                    c.get("id").asText(), d, WAV_TOL, Golden.meanAbsDiff(want, wav), maxAbs(want));
+                    c.get("id").asText(), d, WAV_TOL, Golden.meanAbsDiff(want, wav), Golden.maxAbs(want));
             assertTrue(d <= WAV_TOL, "waveform differs by " + d);
         }
     }
 
-    // ------------------------------------------------------------------------------------------- helpers
-    private static void check(String what, Tensor expected, Tensor actual, float tol) {
-        assertEquals(Tensors.shape(expected), Tensors.shape(actual), what + " shape");
-        float[] e = Tensors.toFloats(expected);
-        float[] a = Tensors.toFloats(actual);
-        float d = Golden.maxAbsDiff(e, a);
-        System.out.printf("conformance %-24s max|diff| %.3g (tolerance %.1g), mean %.3g, expected max|x| %.3g%n",
-                what, d, tol, Golden.meanAbsDiff(e, a), maxAbs(e));
-        assertTrue(d <= tol, what + " differs by " + d + " (tolerance " + tol + ")");
-    }
-
-    /** Log magnitudes compared as magnitudes relative to the peak (bins at the noise floor differ in log only). */
-    private static void logMagnitude(String what, Tensor expected, Tensor actual) {
-        assertEquals(Tensors.shape(expected), Tensors.shape(actual), what + " shape");
-        float[] e = Tensors.toFloats(expected);
-        float[] a = Tensors.toFloats(actual);
-        double rel = Golden.magnitudeDiffOfPeak(e, a);
-        System.out.printf("conformance %-24s magnitudes max|diff| %.3g of the peak (tolerance %.1g); log domain max %.3g, mean %.3g%n",
-                what, rel, FEAT_MAGNITUDE_TOL, Golden.maxAbsDiff(e, a), Golden.meanAbsDiff(e, a));
-        assertTrue(rel <= FEAT_MAGNITUDE_TOL, what + " magnitudes differ by " + rel + " of the peak");
-    }
-
-    private static float maxAbs(float[] x) {
-        float m = 0;
-        for (float v : x) {
-            m = Math.max(m, Math.abs(v));
-        }
-        return m;
-    }
-
-    private static int countEqual(int[] a, int[] b) {
-        int n = 0;
-        for (int i = 0; i < Math.min(a.length, b.length); i++) {
-            n += a[i] == b[i] ? 1 : 0;
-        }
-        return n;
-    }
-
-    private static int[] ints(JsonNode array) {
-        int[] out = new int[array.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = array.get(i).asInt();
-        }
-        return out;
-    }
-
-    private static int[] toInts(long[] a) {
-        int[] out = new int[a.length];
-        for (int i = 0; i < a.length; i++) {
-            out[i] = Math.toIntExact(a[i]);
-        }
-        return out;
-    }
 
     private static void deleteTree(Path dir) throws IOException {
         if (!Files.exists(dir)) {

@@ -106,21 +106,21 @@ class CosyVoice3ConformanceTest {
         }
         assertArrayEquals(stops, m.stopTokens(), "every reserved id stops decoding (CosyVoice3LM.stop_token_ids)");
         assertEquals(expected.get("tokenizer").get("special_tokens").get("<|endofprompt|>").asInt(),
-                toInts(tokenizer.encode("<|endofprompt|>"))[0], "<|endofprompt|> id (CosyVoice3LM asserts 151646)");
+                Golden.toInts(tokenizer.encode("<|endofprompt|>"))[0], "<|endofprompt|> id (CosyVoice3LM asserts 151646)");
     }
 
     static void textIds() {
         for (JsonNode e : expected.get("tokenizer").get("encodings")) {
             String text = e.get("text").asText();
-            assertArrayEquals(ints(e.get("ids")), toInts(tokenizer.encode(text)), "ids of \"" + text + "\"");
+            assertArrayEquals(Golden.ints(e.get("ids")), Golden.toInts(tokenizer.encode(text)), "ids of \"" + text + "\"");
         }
     }
 
     /** The ids CosyVoice fed its LLM: the (normalized) target text, and the prompt text (zero-shot: the system prompt
      * and transcript; instruct2: the instruct text). The markup tokens ([j][ǐ], [M][AY0]...) are single ids. */
     static void caseIds(JsonNode c) {
-        assertArrayEquals(ints(c.get("text_ids")), toInts(tokenizer.encode(c.get("normalized_text").asText())), "text ids");
-        assertArrayEquals(ints(c.get("prompt_text_ids")), toInts(tokenizer.encode(c.get("normalized_prompt_text").asText())),
+        assertArrayEquals(Golden.ints(c.get("text_ids")), Golden.toInts(tokenizer.encode(c.get("normalized_text").asText())), "text ids");
+        assertArrayEquals(Golden.ints(c.get("prompt_text_ids")), Golden.toInts(tokenizer.encode(c.get("normalized_prompt_text").asText())),
                 "prompt text ids");
     }
 
@@ -137,8 +137,8 @@ class CosyVoice3ConformanceTest {
             assertArrayEquals(Tensors.toInts(Golden.get(g, "prompt_text")), Tensors.toInts(f.promptText()), id + " prompt text ids");
             assertArrayEquals(Tensors.toInts(Golden.get(g, "llm_prompt_speech_token")), Tensors.toInts(f.speechTokens()),
                     id + " prompt speech tokens (speech_tokenizer_v3.onnx)");
-            logMagnitude(id + " prompt_speech_feat", Golden.get(g, "prompt_speech_feat"), f.speechFeat());
-            check(id + " embedding", Golden.get(g, "flow_embedding"), f.embedding(), EMBEDDING_TOL);
+            Golden.logMagnitude(id + " prompt_speech_feat", Golden.get(g, "prompt_speech_feat"), f.speechFeat(), FEAT_MAGNITUDE_TOL);
+            Golden.check(id + " embedding", Golden.get(g, "flow_embedding"), f.embedding(), EMBEDDING_TOL);
         }
     }
 
@@ -155,10 +155,10 @@ class CosyVoice3ConformanceTest {
                     Tensors.toLongs(Golden.get(g, "llm_prompt_speech_token")), Sampler.greedy(pack.manifest), Integer.MAX_VALUE);
             int[] tokens = new SpeechLm(pack).generate(List.of(input)).get(0);
             int[] cosy = Tensors.toInts(Golden.get(g, "speech_tokens"));
-            int[] want = ints(c.get("speech_tokens_full_attention"));
+            int[] want = Golden.ints(c.get("speech_tokens_full_attention"));
             System.out.printf("conformance %-12s greedy tokens: %d generated (min_len %d), full attention %d, %d equal; "
                             + "first %s CosyVoice's own run%n", c.get("id").asText(), tokens.length, c.get("min_len").asInt(),
-                    want.length, countEqual(want, tokens), cosy[0] == tokens[0] ? "equal to" : "DIFFERENT from");
+                    want.length, Golden.countEqual(want, tokens), cosy[0] == tokens[0] ? "equal to" : "DIFFERENT from");
             assertEquals(cosy[0], tokens[0], "first speech token (prefill) against CosyVoice's own run");
             assertArrayEquals(want, tokens, "greedy speech tokens, CosyVoice3LM's decoding loop with full attention");
         }
@@ -170,7 +170,7 @@ class CosyVoice3ConformanceTest {
             try (SpeakerFeatures spk = new SpeakerFeatures(Golden.get(g, "prompt_text_ids"), Golden.get(g, "flow_prompt_speech_token"),
                     Golden.get(g, "prompt_speech_feat"), Golden.get(g, "embedding"))) {
                 Tensor mel = new FlowDecoder(pack).decode(spk, Tensors.toInts(Golden.get(g, "speech_tokens")));
-                check(c.get("id").asText() + " mel", Golden.get(g, "mel"), mel, MEL_TOL);
+                Golden.check(c.get("id").asText() + " mel", Golden.get(g, "mel"), mel, MEL_TOL);
             }
         }
     }
@@ -183,62 +183,8 @@ class CosyVoice3ConformanceTest {
             assertEquals(want.length, wav.length, "waveform length");
             float d = Golden.maxAbsDiff(want, wav);
             System.out.printf("conformance %-12s wav max|diff| %.3g (tolerance %.1g), mean %.3g, expected max|x| %.3g%n",
-                    c.get("id").asText(), d, WAV_TOL, Golden.meanAbsDiff(want, wav), maxAbs(want));
+                    c.get("id").asText(), d, WAV_TOL, Golden.meanAbsDiff(want, wav), Golden.maxAbs(want));
             assertTrue(d <= WAV_TOL, "waveform differs by " + d);
         }
-    }
-
-    // ------------------------------------------------------------------------------------------- helpers
-    private static void check(String what, Tensor expected, Tensor actual, float tol) {
-        assertEquals(Tensors.shape(expected), Tensors.shape(actual), what + " shape");
-        float[] e = Tensors.toFloats(expected);
-        float[] a = Tensors.toFloats(actual);
-        float d = Golden.maxAbsDiff(e, a);
-        System.out.printf("conformance %-24s max|diff| %.3g (tolerance %.1g), mean %.3g, expected max|x| %.3g%n",
-                what, d, tol, Golden.meanAbsDiff(e, a), maxAbs(e));
-        assertTrue(d <= tol, what + " differs by " + d + " (tolerance " + tol + ")");
-    }
-
-    /** Log magnitudes compared as magnitudes relative to the peak (bins at the noise floor differ in log only). */
-    private static void logMagnitude(String what, Tensor expected, Tensor actual) {
-        assertEquals(Tensors.shape(expected), Tensors.shape(actual), what + " shape");
-        float[] e = Tensors.toFloats(expected);
-        float[] a = Tensors.toFloats(actual);
-        double rel = Golden.magnitudeDiffOfPeak(e, a);
-        System.out.printf("conformance %-24s magnitudes max|diff| %.3g of the peak (tolerance %.1g); log domain max %.3g, mean %.3g%n",
-                what, rel, FEAT_MAGNITUDE_TOL, Golden.maxAbsDiff(e, a), Golden.meanAbsDiff(e, a));
-        assertTrue(rel <= FEAT_MAGNITUDE_TOL, what + " magnitudes differ by " + rel + " of the peak");
-    }
-
-    private static float maxAbs(float[] x) {
-        float m = 0;
-        for (float v : x) {
-            m = Math.max(m, Math.abs(v));
-        }
-        return m;
-    }
-
-    private static int countEqual(int[] a, int[] b) {
-        int n = 0;
-        for (int i = 0; i < Math.min(a.length, b.length); i++) {
-            n += a[i] == b[i] ? 1 : 0;
-        }
-        return n;
-    }
-
-    private static int[] ints(JsonNode array) {
-        int[] out = new int[array.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = array.get(i).asInt();
-        }
-        return out;
-    }
-
-    private static int[] toInts(long[] a) {
-        int[] out = new int[a.length];
-        for (int i = 0; i < a.length; i++) {
-            out[i] = Math.toIntExact(a[i]);
-        }
-        return out;
     }
 }

@@ -15,6 +15,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 /** The golden fixtures of models/tiny, written by the Python reference pipeline (models/timbrepack/golden.py). */
 final class Golden {
     static final Path PACK = Path.of("models/tiny");
@@ -94,5 +97,59 @@ final class Golden {
     }
 
     private Golden() {
+    }
+
+    // ------------------------------------------------------------ comparisons shared by the conformance tests
+    static void check(String what, Tensor expected, Tensor actual, float tol) {
+        assertEquals(Tensors.shape(expected), Tensors.shape(actual), what + " shape");
+        float[] e = Tensors.toFloats(expected);
+        float[] a = Tensors.toFloats(actual);
+        float d = maxAbsDiff(e, a);
+        System.out.printf("conformance %-24s max|diff| %.3g (tolerance %.1g), mean %.3g, expected max|x| %.3g%n",
+                what, d, tol, meanAbsDiff(e, a), maxAbs(e));
+        assertTrue(d <= tol, what + " differs by " + d + " (tolerance " + tol + ")");
+    }
+
+    /** Log magnitudes compared as magnitudes relative to the peak (bins at the noise floor differ in log only). */
+    static void logMagnitude(String what, Tensor expected, Tensor actual, double tol) {
+        assertEquals(Tensors.shape(expected), Tensors.shape(actual), what + " shape");
+        float[] e = Tensors.toFloats(expected);
+        float[] a = Tensors.toFloats(actual);
+        double rel = magnitudeDiffOfPeak(e, a);
+        System.out.printf("conformance %-24s magnitudes max|diff| %.3g of the peak (tolerance %.1g); log domain max %.3g, mean %.3g%n",
+                what, rel, tol, maxAbsDiff(e, a), meanAbsDiff(e, a));
+        assertTrue(rel <= tol, what + " magnitudes differ by " + rel + " of the peak");
+    }
+
+    static float maxAbs(float[] x) {
+        float m = 0;
+        for (float v : x) {
+            m = Math.max(m, Math.abs(v));
+        }
+        return m;
+    }
+
+    static int countEqual(int[] a, int[] b) {
+        int n = 0;
+        for (int i = 0; i < Math.min(a.length, b.length); i++) {
+            n += a[i] == b[i] ? 1 : 0;
+        }
+        return n;
+    }
+
+    static int[] ints(JsonNode array) {
+        int[] out = new int[array.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = array.get(i).asInt();
+        }
+        return out;
+    }
+
+    static int[] toInts(long[] a) {
+        int[] out = new int[a.length];
+        for (int i = 0; i < a.length; i++) {
+            out[i] = Math.toIntExact(a[i]);
+        }
+        return out;
     }
 }
