@@ -90,7 +90,7 @@ class CosyVoice3ConformanceTest {
             String id = c.get("id").asText();
             tests.add(DynamicTest.dynamicTest("text ids of " + id, () -> caseIds(c)));
             tests.add(DynamicTest.dynamicTest("greedy speech tokens of " + id, () -> greedyTokens(c)));
-            tests.add(DynamicTest.dynamicTest("flow mel of " + id, () -> flowMel(c)));
+            tests.add(DynamicTest.dynamicTest("flow mel of " + id, () -> Golden.flowMel(pack, EXPECTED, c, MEL_TOL)));
             tests.add(DynamicTest.dynamicTest("HiFT waveform of " + id, () -> hiftWaveform(c)));
         }
         return tests;
@@ -161,17 +161,6 @@ class CosyVoice3ConformanceTest {
                     want.length, Golden.countEqual(want, tokens), cosy[0] == tokens[0] ? "equal to" : "DIFFERENT from");
             assertEquals(cosy[0], tokens[0], "first speech token (prefill) against CosyVoice's own run");
             assertArrayEquals(want, tokens, "greedy speech tokens, CosyVoice3LM's decoding loop with full attention");
-        }
-    }
-
-    static void flowMel(JsonNode c) {
-        try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
-            GenericDict g = Golden.load(EXPECTED.resolve(c.get("fixture").asText()));
-            try (SpeakerFeatures spk = new SpeakerFeatures(Golden.get(g, "prompt_text_ids"), Golden.get(g, "flow_prompt_speech_token"),
-                    Golden.get(g, "prompt_speech_feat"), Golden.get(g, "embedding"))) {
-                Tensor mel = new FlowDecoder(pack).decode(spk, Tensors.toInts(Golden.get(g, "speech_tokens")));
-                Golden.check(c.get("id").asText() + " mel", Golden.get(g, "mel"), mel, MEL_TOL);
-            }
         }
     }
 

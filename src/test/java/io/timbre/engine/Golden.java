@@ -2,6 +2,8 @@ package io.timbre.engine;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.InferenceMode;
 import org.bytedeco.pytorch.ByteVector;
 import org.bytedeco.pytorch.GenericDict;
 import org.bytedeco.pytorch.IValue;
@@ -151,5 +153,17 @@ final class Golden {
             out[i] = Math.toIntExact(a[i]);
         }
         return out;
+    }
+
+    /** A conformance case's flow: the case's prompt features and speech tokens through the pack's flow, against its mel. */
+    static void flowMel(ModelPack pack, Path expected, JsonNode c, float tol) {
+        try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
+            GenericDict g = load(expected.resolve(c.get("fixture").asText()));
+            try (SpeakerFeatures spk = new SpeakerFeatures(get(g, "prompt_text_ids"), get(g, "flow_prompt_speech_token"),
+                    get(g, "prompt_speech_feat"), get(g, "embedding"))) {
+                Tensor mel = new FlowDecoder(pack).decode(spk, Tensors.toInts(get(g, "speech_tokens")));
+                check(c.get("id").asText() + " mel", get(g, "mel"), mel, tol);
+            }
+        }
     }
 }
