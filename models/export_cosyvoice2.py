@@ -239,6 +239,7 @@ def write_pack(out: str, modules: dict, params: dict, name: str, weights: str, l
                              params=params,
                              streaming=build.streaming_manifest(int(flow.encoder_chunk), int(flow.estimator_chunk),
                                                                 int(flow.encoder.pre_lookahead_layer.lookahead)),
+                             flow_padding_invariant=True,
                              source_harmonics=int(modules["vocoder"].m_source.harmonic_mul.shape[2]))
 
 

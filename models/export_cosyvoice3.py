@@ -249,7 +249,8 @@ def finish_pack(out: str, name: str, size: str, weights: str, llm: cv3.SpeechLM3
                 "sampling": {"top_p": 0.8, "top_k": 25, "win_size": 10, "tau_r": 0.1,
                              "min_token_text_ratio": 2, "max_token_text_ratio": 20}},
         "flow": {"file": MODULE_FILES["flow"], "n_timesteps": 10, "cfg_rate": 0.7, "t_scheduler": "cosine",
-                 "token_mel_ratio": 2, "noise_frames": sizes.NOISE_LEN, "estimator": "dit", "pre_lookahead": 3},
+                 "token_mel_ratio": 2, "noise_frames": sizes.NOISE_LEN, "estimator": "dit", "pre_lookahead": 3,
+                 "padding_invariant": True},   # causal DiT: right padding leaves the valid frames' values
         "vocoder": {"file": MODULE_FILES["vocoder"], "causal": True, "source_seconds": source_seconds,
                     "source_harmonics": 0},   # the causal source draws nothing: vocode takes empty phase and noise
         "streaming": streaming,

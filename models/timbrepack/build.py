@@ -102,7 +102,8 @@ def streaming_manifest(encoder_chunk: int, estimator_chunk: int, pre_lookahead: 
 
 
 def finish_pack(out: str, name: str, size: str, weights: str, llm: dict, text_vocab_size: int, tokenizer_doc: dict,
-                params: dict, family: str = "cosyvoice2", streaming: dict = None, source_harmonics: int = 9) -> dict:
+                params: dict, family: str = "cosyvoice2", streaming: dict = None, source_harmonics: int = 9,
+                flow_padding_invariant: bool = False) -> dict:
     """Write tokenizer.json, hash every file and write pack.json; the modules must already be in `out` under
     MODULE_FILES' names and the two ONNX models (copied as the release ships them) under ONNX_FILES' names. Shared by build_pack.py (random weights) and export_cosyvoice2.py (real weights).
     llm: dict with layers, dim, heads, kv_heads; text_vocab_size: rows of the LLM's text embedding."""
@@ -142,7 +143,11 @@ def finish_pack(out: str, name: str, size: str, weights: str, llm: dict, text_vo
                 "sampling": {"top_p": 0.8, "top_k": 25, "win_size": 10, "tau_r": 0.1,
                              "min_token_text_ratio": 2, "max_token_text_ratio": 20}},
         "flow": {"file": MODULE_FILES["flow"], "n_timesteps": 10, "cfg_rate": 0.7, "t_scheduler": "cosine",
-                 "token_mel_ratio": 2, "noise_frames": sizes.NOISE_LEN},
+                 "token_mel_ratio": 2, "noise_frames": sizes.NOISE_LEN,
+                 # CosyVoice's estimator (causal convolutions, per-frame LayerNorm, masked attention) gives its valid
+                 # frames the same values however far the input is right-padded: the engine may stack flows of
+                 # different lengths into one call. The toolchain's own nets (GroupNorm over all frames) may not.
+                 **({"padding_invariant": True} if flow_padding_invariant else {})},
         "vocoder": {"file": MODULE_FILES["vocoder"], "source_harmonics": source_harmonics},
         **({"streaming": streaming} if streaming is not None else {}),
         "parameters": params,

@@ -107,6 +107,15 @@ public interface TimbreConfig {
         @WithDefault("8")
         int flowBacklog();
 
+        /**
+         * Flow batching across requests: most flow runs (hops or segments, of any requests) whose estimator steps run
+         * as one stacked call; segment workers are raised to at least this many. 1: every flow runs alone, and a
+         * request's audio is byte-identical whatever runs beside it; above 1 it agrees to float rounding (see
+         * io.timbre.engine.FlowBatcher).
+         */
+        @WithDefault("1")
+        int flowBatch();
+
         /** Feature extractions (zero-shot prompts, repairs of lost feature files) at once; more wait. */
         @WithDefault("2")
         int concurrentExtractions();

@@ -21,6 +21,7 @@ import java.util.function.BiConsumer;
  */
 final class ChunkWorkers {
     private final ModelPack pack;
+    private final FlowBatcher batcher;
     private final FlowDecoder flow;
     private final Vocoder vocoder;
     private final Scheduler scheduler;
@@ -29,16 +30,21 @@ final class ChunkWorkers {
     private final AtomicLong flowSteps = new AtomicLong();
     private final AtomicLong vocoderCalls = new AtomicLong();
 
-    /** @param flowStepHook hears every Euler step a whole segment's flow completes (job, step); for tests */
-    ChunkWorkers(ModelPack pack, int workers, BlockingQueue<Runnable> queue, Scheduler scheduler,
+    /**
+     * @param workers      threads; at least {@code flowBatch}, so that as many flows can wait on one stacked call
+     * @param flowBatch    most flow runs whose estimator steps share one call ({@link FlowBatcher}; 1: each alone)
+     * @param flowStepHook hears every Euler step a whole segment's flow completes (job, step); for tests
+     */
+    ChunkWorkers(ModelPack pack, int workers, int flowBatch, BlockingQueue<Runnable> queue, Scheduler scheduler,
                  BiConsumer<SynthesisJob, Integer> flowStepHook) {
         this.pack = pack;
-        this.flow = new FlowDecoder(pack);
+        this.batcher = new FlowBatcher(pack, flowBatch);
+        this.flow = new FlowDecoder(pack, batcher);
         this.vocoder = new Vocoder(pack);
         this.scheduler = scheduler;
         this.flowStepHook = flowStepHook;
         AtomicInteger n = new AtomicInteger();
-        int w = Math.max(1, workers);
+        int w = Math.max(Math.max(1, workers), batcher.maxRuns());
         this.pool = new ThreadPoolExecutor(w, w, 0, TimeUnit.MILLISECONDS, queue, r -> {
             Thread t = new Thread(r, "timbre-segment-" + n.incrementAndGet());
             t.setDaemon(true);
@@ -61,6 +67,10 @@ final class ChunkWorkers {
 
     long vocoderCalls() {
         return vocoderCalls.get();
+    }
+
+    FlowBatcher batcher() {
+        return batcher;
     }
 
     /** Flow + vocoder of one finished segment on a worker; its audio goes into the job when it exists. */
@@ -144,7 +154,7 @@ final class ChunkWorkers {
             this.random = RandomSource.forSegment(job.seed, index);
             HopDecoder d;
             try {
-                d = new HopDecoder(pack, job.features, random);
+                d = new HopDecoder(pack, job.features, random, batcher);
             } catch (RuntimeException e) {
                 random.close();
                 throw e;

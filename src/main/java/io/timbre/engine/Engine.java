@@ -60,7 +60,8 @@ public class Engine implements SpeakerExtraction, SpeechSynthesis {
             PackManifest pm = p.manifest;
             frontend = new TextFrontend(tokenizer::count, pm.tokenMaxN(), pm.tokenMinN(), pm.mergeLen());
             synthesizer = new Synthesizer(p, new Synthesizer.Settings(e.batching(), Math.max(1, e.maxBatch()),
-                    Math.max(0, e.queueSize()), e.queueTimeout(), e.segmentWorkers(), Math.max(1, e.flowBacklog())), memory);
+                    Math.max(0, e.queueSize()), e.queueTimeout(), e.segmentWorkers(), Math.max(1, e.flowBacklog()),
+                    Math.max(1, e.flowBatch())), memory);
             Synthesizer s = synthesizer;
             Gauge.builder("timbre.scheduler.rows", s, x -> x.stats().rows()).description("sequences in the LLM batch").register(registry);
             Gauge.builder("timbre.scheduler.queued", s, x -> x.stats().queued()).description("requests waiting to join").register(registry);
@@ -76,6 +77,10 @@ public class Engine implements SpeakerExtraction, SpeechSynthesis {
             Gauge.builder("timbre.scheduler.flow.running", s, x -> x.stats().flowRunning())
                     .description("segments in the flow or vocoder now").register(registry);
             Gauge.builder("timbre.flow.steps", s, x -> x.stats().flowSteps()).description("flow Euler steps run").register(registry);
+            Gauge.builder("timbre.flow.estimator.calls", s, x -> x.stats().estimatorCalls())
+                    .description("flow estimator calls run (several flows' steps stacked into one count once)").register(registry);
+            Gauge.builder("timbre.flow.estimator.steps", s, x -> x.stats().estimatorSteps())
+                    .description("flow runs' estimator steps served (divide by calls for the mean stack)").register(registry);
             Gauge.builder("timbre.vocoder.calls", s, x -> x.stats().vocoderCalls()).description("vocoder calls run").register(registry);
             pack = p;
             Gauge.builder("timbre.device.memory.allocated", memory, m -> m.stats().allocated()).baseUnit("bytes").register(registry);

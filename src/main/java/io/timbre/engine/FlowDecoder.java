@@ -14,11 +14,54 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  */
 public final class FlowDecoder {
     private final ModelPack pack;
+    private final Estimator estimator;
     private final float[] tSpan;
 
+    /**
+     * One velocity evaluation of one flow run: the estimator's inputs with classifier-free guidance as a batch of two
+     * (conditional, unconditional); {@code streaming} null: {@code estimate}, else {@code estimate_streaming} with it.
+     */
+    public record Step(Tensor x, Tensor mask, Tensor mu, Tensor t, Tensor spks, Tensor cond, Boolean streaming) {
+        /** Mel frames of this step's inputs. */
+        public long frames() {
+            return x.size(2);
+        }
+    }
+
+    /** Runs the estimator of {@link Step}s: alone ({@link #direct}), or stacked with other runs' ({@link FlowBatcher}). */
+    public interface Estimator {
+        /** @return the velocity, [2, 80, frames], owned by the caller's PointerScope */
+        Tensor estimate(Step step);
+
+        /** A flow run starts its Euler steps (its encoder is done); every begin is followed by one {@link #end}. */
+        default void begin() {
+        }
+
+        /** The run's last step is done, or it stopped (cancelled, failed). */
+        default void end() {
+        }
+
+        /** The pack's estimator, one call per step. */
+        static Estimator direct(ModelPack pack) {
+            return step -> FlowDecoder.call(pack, step);
+        }
+    }
+
     public FlowDecoder(ModelPack pack) {
+        this(pack, Estimator.direct(pack));
+    }
+
+    public FlowDecoder(ModelPack pack, Estimator estimator) {
         this.pack = pack;
+        this.estimator = estimator;
         this.tSpan = cosineSchedule(pack.manifest.flowSteps());
+    }
+
+    /** One call of the pack's estimator over the step's (possibly stacked) inputs. */
+    static Tensor call(ModelPack pack, Step s) {
+        return Tensors.tensor(s.streaming() == null
+                ? Tensors.call(pack.estimate, s.x(), s.mask(), s.mu(), s.t(), s.spks(), s.cond())
+                : Tensors.call(pack.estimateStreaming, s.x(), s.mask(), s.mu(), s.t(), s.spks(), s.cond(), s.streaming()));
     }
 
     /** 1 - cos(linspace(0, 1, n + 1) * 0.5 * pi), with the same float32 torch ops as the reference. */
@@ -93,21 +136,25 @@ public final class FlowDecoder {
         Scalar uncondWeight = new Scalar(cfg);
         float t = tSpan[0];
         float dt = tSpan[1] - tSpan[0];
-        for (int step = 1; step < tSpan.length; step++) {
-            if (cancelled.getAsBoolean()) {
-                throw new SynthesisJob.CancelledException();
+        estimator.begin();
+        try {
+            for (int step = 1; step < tSpan.length; step++) {
+                if (cancelled.getAsBoolean()) {
+                    throw new SynthesisJob.CancelledException();
+                }
+                Tensor tIn = Tensors.on(Tensors.floats(new float[]{t, t}, 2), dev);
+                Tensor v = estimator.estimate(new Step(Tensors.cat(0, x, x), maskIn, muIn, tIn, spksIn, condIn,
+                        streamingMethods ? streaming : null));
+                Tensor guided = v.narrow(0, 0, 1).mul(condWeight).sub(v.narrow(0, 1, 1).mul(uncondWeight));
+                x = x.add(guided.mul(new Scalar(dt)));
+                t = t + dt;
+                if (step < tSpan.length - 1) {
+                    dt = tSpan[step + 1] - t;
+                }
+                afterStep.accept(step);
             }
-            Tensor tIn = Tensors.on(Tensors.floats(new float[]{t, t}, 2), dev);
-            Tensor v = Tensors.tensor(streamingMethods
-                    ? Tensors.call(pack.estimateStreaming, Tensors.cat(0, x, x), maskIn, muIn, tIn, spksIn, condIn, streaming)
-                    : Tensors.call(pack.estimate, Tensors.cat(0, x, x), maskIn, muIn, tIn, spksIn, condIn));
-            Tensor guided = v.narrow(0, 0, 1).mul(condWeight).sub(v.narrow(0, 1, 1).mul(uncondWeight));
-            x = x.add(guided.mul(new Scalar(dt)));
-            t = t + dt;
-            if (step < tSpan.length - 1) {
-                dt = tSpan[step + 1] - t;
-            }
-            afterStep.accept(step);
+        } finally {
+            estimator.end();
         }
         return x.narrow(2, spk.featFrames(), frames - spk.featFrames()).contiguous();
     }

@@ -60,6 +60,11 @@ public final class HopDecoder implements AutoCloseable {
     }
 
     public HopDecoder(ModelPack pack, SpeakerFeatures spk, RandomSource random) {
+        this(pack, spk, random, FlowDecoder.Estimator.direct(pack));
+    }
+
+    /** @param estimator runs the flow's estimator steps (the engine's {@link FlowBatcher} stacks them across requests) */
+    public HopDecoder(ModelPack pack, SpeakerFeatures spk, RandomSource random, FlowDecoder.Estimator estimator) {
         this.cfg = pack.manifest.streaming();
         if (!pack.streams()) {
             throw new PackException("model pack " + pack.key() + " cannot stream by hop (no 'streaming' in pack.json or no "
@@ -72,7 +77,7 @@ public final class HopDecoder implements AutoCloseable {
         this.pack = pack;
         this.spk = spk;
         this.random = random;
-        this.flow = new FlowDecoder(pack);
+        this.flow = new FlowDecoder(pack, estimator);
         this.vocoder = new Vocoder(pack);
         int prompt = spk.tokenLength();
         int hop = cfg.tokenHopLen();

@@ -22,7 +22,7 @@ public record PackManifest(
         int flowSteps, double cfgRate, int noiseFrames,
         Map<String, FileEntry> files, Map<String, String> moduleFiles,
         String speakerEncoder, String speechTokenizer, String family, int[] silentTokens, int maxSilentRun,
-        int sourceHarmonics, Streaming streaming) {
+        int sourceHarmonics, Streaming streaming, boolean flowPaddingInvariant) {
 
     /** Model families a pack can declare (pack.json "family"); a pack without the key is CosyVoice 2 (packs written
      * before CosyVoice 3 support). The family decides what the pack's modules expect, not the service layer. */
@@ -138,7 +138,10 @@ public record PackManifest(
                 need(flow, "n_timesteps", dir).asInt(), need(flow, "cfg_rate", dir).asDouble(),
                 need(flow, "noise_frames", dir).asInt(), files, modules, speakerEncoder, speechTokenizer, family,
                 silent.stream().mapToInt(Integer::intValue).toArray(), llm.path("max_silent_run").asInt(5),
-                need(root, "vocoder", dir).path("source_harmonics").asInt(9), streaming(root, dir));
+                need(root, "vocoder", dir).path("source_harmonics").asInt(9), streaming(root, dir),
+                // the estimator's valid frames do not see right padding (causal convolutions, per-frame norms, masked
+                // attention): flows of different lengths may share one call; packs that do not say share equal lengths only
+                flow.path("padding_invariant").asBoolean(false));
     }
 
     private static Streaming streaming(JsonNode root, Path dir) {

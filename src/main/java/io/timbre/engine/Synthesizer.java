@@ -51,8 +51,16 @@ public final class Synthesizer implements AutoCloseable {
      * @param workers      threads for flow + vocoder
      * @param flowBacklog  most finished segments waiting for a flow worker; while it is reached no new segment
      *                     joins the LLM batch, so the wait moves to the bounded queue (and 503 when that is full)
+     * @param flowBatch    most flow runs (hops or segments of any requests) whose estimator steps share one call
+     *                     ({@link FlowBatcher}); 1: each runs alone, and a request's audio is byte-identical whatever
+     *                     runs beside it. Workers are raised to at least this many.
      */
-    public record Settings(boolean batching, int maxRows, int maxQueued, Duration queueTimeout, int workers, int flowBacklog) {
+    public record Settings(boolean batching, int maxRows, int maxQueued, Duration queueTimeout, int workers, int flowBacklog,
+                           int flowBatch) {
+        public Settings(boolean batching, int maxRows, int maxQueued, Duration queueTimeout, int workers, int flowBacklog) {
+            this(batching, maxRows, maxQueued, queueTimeout, workers, flowBacklog, 1);
+        }
+
         public Settings(boolean batching, int maxRows, int maxQueued, Duration queueTimeout, int workers) {
             this(batching, maxRows, maxQueued, queueTimeout, workers, 4 * Math.max(1, workers));
         }
@@ -78,10 +86,12 @@ public final class Synthesizer implements AutoCloseable {
 
     /**
      * Decode steps run, rows summed over them, the largest batch, cancelled and refused requests, live rows,
-     * queued requests; flow Euler steps and vocoder calls run; rows failed alone (their batch-mates went on).
+     * queued requests; flow Euler steps and vocoder calls run; rows failed alone (their batch-mates went on);
+     * estimator calls and the flow runs' steps they served (their ratio: the mean stack of {@link FlowBatcher}).
      */
     public record Stats(long steps, long rowSteps, int largestBatch, long cancelled, long refused, int rows, int queued,
-                        long flowSteps, long vocoderCalls, long isolatedFailures, int flowQueued, int flowRunning) {
+                        long flowSteps, long vocoderCalls, long isolatedFailures, int flowQueued, int flowRunning,
+                        long estimatorCalls, long estimatorSteps) {
     }
 
     /** The queue is full, or a request waited too long to start; retry after {@code retryAfterSeconds}. */
@@ -116,7 +126,7 @@ public final class Synthesizer implements AutoCloseable {
         this.memory = memory;
         LinkedBlockingQueue<Runnable> chunkQueue = new LinkedBlockingQueue<>();
         this.scheduler = new Scheduler(settings, memory, chunkQueue);
-        this.chunks = new ChunkWorkers(pack, settings.workers(), chunkQueue, scheduler, (job, step) -> flowStepHook.accept(job, step));
+        this.chunks = new ChunkWorkers(pack, settings.workers(), settings.flowBatch(), chunkQueue, scheduler, (job, step) -> flowStepHook.accept(job, step));
         this.runner = new Runner(pack, scheduler, chunks, (job, row) -> rowHook.accept(job, row));
         this.runner.start();
     }
@@ -132,7 +142,7 @@ public final class Synthesizer implements AutoCloseable {
     public Stats stats() {
         return new Stats(runner.steps(), runner.rowSteps(), runner.largest(), scheduler.cancelled(), scheduler.refused(),
                 runner.rows(), scheduler.queued(), chunks.flowSteps(), chunks.vocoderCalls(), runner.isolatedFailures(),
-                chunks.queued(), chunks.running());
+                chunks.queued(), chunks.running(), chunks.batcher().calls(), chunks.batcher().steps());
     }
 
     /** Synthesizes and waits for the whole result. */

@@ -32,8 +32,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * the previous one has been read; at least {@code --min-requests} per level), for two texts (one long single-segment
  * text and a multi-sentence text) and both streaming units side by side, one after the other at each level of the
  * same service: {@code "stream_unit":"hop"} (chunked streaming at CosyVoice's token hops) and
- * {@code "stream_unit":"segment"} (one chunk per segment). First with continuous batching on, then with a second
- * service started with {@code timbre.engine.batching=false} (one request at a time, as the reference servers do).
+ * {@code "stream_unit":"segment"} (one chunk per segment). One service per mode: {@code batched} (continuous batching
+ * of the LLM, each flow alone), {@code flow-batched} (also the flows' estimator steps stacked across requests,
+ * {@code timbre.engine.flow-batch} = {@code --flow-batch}, default 8) and {@code unbatched}
+ * ({@code timbre.engine.batching=false}: one request at a time, as the reference servers do).
  *
  * <p>Whether the service streams by hop is measured, not assumed: its warm-up requests with {@code "hop"} must be
  * answered, and the first audio of the single-segment text must come before {@value #CHUNKED_BELOW} of the whole
@@ -80,7 +82,8 @@ public final class LoadBenchmark {
         String multi = "Hi. How are you? Fine.";
         int[] clients = {1, 2, 4, 8, 16};
         int minRequests = 4;
-        List<String> modes = List.of("batched", "unbatched");
+        int flowBatch = 8;
+        List<String> modes = List.of("batched", "flow-batched", "unbatched");
         List<String> units = UNITS;
         List<String> textLabels = List.of("single", "multi");
         for (int i = 0; i < args.length; i++) {
@@ -94,8 +97,9 @@ public final class LoadBenchmark {
                 case "--clients" -> clients = Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
                 case "--min-requests" -> minRequests = Integer.parseInt(args[++i]);
                 case "--modes" -> modes = List.of(args[++i].split(","));
+                case "--flow-batch" -> flowBatch = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i] + " (use --pack, --prompt, "
-                        + "--single-text, --multi-text, --texts single,multi, --units hop,segment, --clients, --min-requests, --modes)");
+                        + "--single-text, --multi-text, --texts single,multi, --units hop,segment, --clients, --min-requests, --modes batched,flow-batched,unbatched, --flow-batch 8)");
             }
         }
         if (!Files.isRegularFile(pack.resolve("pack.json"))) {
@@ -119,13 +123,16 @@ public final class LoadBenchmark {
         List<Level> levels = new ArrayList<>();
         List<String> notes = new ArrayList<>();
         for (String mode : modes) {
-            levels.addAll(run(mode, pack, prompt, promptText, texts, units, clients, minRequests, notes));
+            if (!List.of("batched", "flow-batched", "unbatched").contains(mode)) {
+                throw new IllegalArgumentException("--modes takes batched, flow-batched and/or unbatched, not " + mode);
+            }
+            levels.addAll(run(mode, pack, prompt, promptText, texts, units, clients, minRequests, flowBatch, notes));
         }
         print(levels, notes);
     }
 
     static List<Level> run(String mode, Path pack, Path prompt, String promptText, List<Text> texts, List<String> units,
-                           int[] clients, int minRequests, List<String> notes) throws Exception {
+                           int[] clients, int minRequests, int flowBatch, List<String> notes) throws Exception {
         int port;
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
@@ -136,7 +143,8 @@ public final class LoadBenchmark {
                 "-Dquarkus.profile=embedded", "-Dquarkus.http.port=" + port, "-Dquarkus.shutdown.delay=0s",
                 "-Dtimbre.admin-key=" + ADMIN_KEY,
                 "-Dtimbre.data-dir=" + data, "-Dtimbre.model-pack=" + pack.toAbsolutePath(),
-                "-Dtimbre.engine.batching=" + mode.equals("batched"), "-Dquarkus.log.level=WARN",
+                "-Dtimbre.engine.batching=" + !mode.equals("unbatched"),
+                "-Dtimbre.engine.flow-batch=" + (mode.equals("flow-batched") ? flowBatch : 1), "-Dquarkus.log.level=WARN",
                 // closed-loop clients wait as long as it takes: no request is refused for waiting in this benchmark
                 "-Dtimbre.engine.queue-timeout=30m",
                 "-jar", "target/quarkus-app/quarkus-run.jar");
@@ -375,13 +383,13 @@ public final class LoadBenchmark {
 
         System.out.println();
         for (Level b : levels) {
-            if (!b.mode().equals("batched")) {
+            if (b.mode().equals("unbatched")) {
                 continue;
             }
             levels.stream().filter(u -> u.mode().equals("unbatched") && u.clients() == b.clients() && u.text().equals(b.text())
                             && u.unit().equals(b.unit())).findFirst().ifPresent(u ->
-                    System.out.printf(Locale.ROOT, "%-6s %-7s %2d clients: batched/unbatched throughput %.2fx (%.3f vs %.3f req/s)%n",
-                            b.text(), b.unit(), b.clients(), b.throughput() / u.throughput(), b.throughput(), u.throughput()));
+                    System.out.printf(Locale.ROOT, "%-6s %-7s %2d clients: %s/unbatched throughput %.2fx (%.3f vs %.3f req/s)%n",
+                            b.text(), b.unit(), b.clients(), b.mode(), b.throughput() / u.throughput(), b.throughput(), u.throughput()));
         }
     }
 

@@ -71,6 +71,69 @@ class CosyVoice2StreamingConformanceTest {
     record Streamed(List<HopDecoder.Hop> hops, List<float[]> chunks, float[] joined) {
     }
 
+    /**
+     * Flow batching across requests against upstream: every case streamed at once, each on its own thread, their
+     * flows' estimator steps stacked by one {@link FlowBatcher} (the cases' prompts differ in length, so the shorter
+     * are padded: the exporter declares CosyVoice's estimator padding-invariant). Each case's chunks must still be
+     * upstream's, within the same tolerance as alone.
+     */
+    @org.junit.jupiter.api.Test
+    void casesStreamedAtOnceWithStackedFlowsStayUpstreams() throws Exception {
+        assertTrue(pack.manifest.flowPaddingInvariant(), "the exporter declares CosyVoice's estimator padding-invariant");
+        List<JsonNode> cases = new ArrayList<>();
+        streamed.get("cases").forEach(cases::add);
+        FlowBatcher batcher = new FlowBatcher(pack, 4);
+        long seed = streamed.get("hift_seed").asLong();
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(cases.size());
+        try {
+            List<java.util.concurrent.Future<String>> out = new ArrayList<>();
+            batcher.begin();   // held in progress until every case has queued its first step: they start stacked
+            try {
+                for (JsonNode c : cases) {
+                    out.add(pool.submit(() -> streamAgainstUpstream(c, seed, batcher)));
+                }
+                long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.MINUTES.toNanos(10);
+                while (batcher.waiting() < cases.size()) {
+                    assertTrue(System.nanoTime() < deadline, "the cases did not all queue a flow step");
+                    Thread.sleep(5);
+                }
+            } finally {
+                batcher.end();
+            }
+            for (java.util.concurrent.Future<String> f : out) {
+                System.out.println("streaming with stacked flows: " + f.get(10, java.util.concurrent.TimeUnit.MINUTES));
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        System.out.printf("streaming with stacked flows: %d estimator calls for %d steps%n", batcher.calls(), batcher.steps());
+        assertTrue(batcher.calls() < batcher.steps(), "the cases' flows shared estimator calls");
+    }
+
+    private static String streamAgainstUpstream(JsonNode c, long seed, FlowBatcher batcher) {
+        try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
+            GenericDict g = Golden.load(EXPECTED.resolve(c.get("fixture").asText()));
+            int[] tokens = Tensors.toInts(Golden.get(g, "speech_tokens"));
+            float[] want = Tensors.toFloats(Golden.get(g, "wav"));
+            try (SpeakerFeatures spk = features(g); RandomSource random = new RandomSource(seed);
+                 HopDecoder d = new HopDecoder(pack, spk, random, batcher)) {
+                List<float[]> chunks = HopDecoderTest.stream(d, tokens).chunks();
+                assertEquals(c.get("chunk_samples").size(), chunks.size(), c.get("id").asText() + ": chunks");
+                int at = 0;
+                float worst = 0;
+                for (int i = 0; i < chunks.size(); i++) {
+                    float[] chunk = chunks.get(i);
+                    assertEquals(c.get("chunk_samples").get(i).asInt(), chunk.length, c.get("id").asText() + ": chunk " + i + " samples");
+                    worst = Math.max(worst, Golden.maxAbsDiff(Arrays.copyOfRange(want, at, at + chunk.length), chunk));
+                    at += chunk.length;
+                }
+                assertTrue(worst <= WAV_TOL, c.get("id").asText() + ": a chunk differs from upstream's by " + worst);
+                return String.format(java.util.Locale.ROOT, "%s (prompt %d tokens, %d chunks) wav max|diff| %.3g (tolerance %.1g)",
+                        c.get("id").asText(), spk.tokenLength(), chunks.size(), worst, WAV_TOL);
+            }
+        }
+    }
+
     static SpeakerFeatures features(GenericDict g) {
         return new SpeakerFeatures(Golden.get(g, "prompt_text"), Golden.get(g, "flow_prompt_speech_token"),
                 Golden.get(g, "prompt_speech_feat"), Golden.get(g, "embedding"));
