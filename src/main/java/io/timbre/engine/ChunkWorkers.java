@@ -6,6 +6,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -22,6 +23,12 @@ import java.util.function.BiConsumer;
 final class ChunkWorkers {
     private final ModelPack pack;
     private final FlowBatcher batcher;
+    /**
+     * Permits to compute: {@code workers} of them. With flow batching the pool has more threads than that, so that
+     * as many flows can wait on one stacked call, but a thread waiting there gives its permit back: no more than
+     * {@code workers} threads run encoders, vocoders and Euler updates at once, as without flow batching.
+     */
+    private final Semaphore compute;
     private final FlowDecoder flow;
     private final Vocoder vocoder;
     private final Scheduler scheduler;
@@ -38,7 +45,8 @@ final class ChunkWorkers {
     ChunkWorkers(ModelPack pack, int workers, int flowBatch, BlockingQueue<Runnable> queue, Scheduler scheduler,
                  BiConsumer<SynthesisJob, Integer> flowStepHook) {
         this.pack = pack;
-        this.batcher = new FlowBatcher(pack, flowBatch);
+        this.compute = new Semaphore(Math.max(1, workers));
+        this.batcher = new FlowBatcher(pack, flowBatch, compute);
         this.flow = new FlowDecoder(pack, batcher);
         this.vocoder = new Vocoder(pack);
         this.scheduler = scheduler;
@@ -88,6 +96,7 @@ final class ChunkWorkers {
                     scheduler.settle(job, index);
                     return;
                 }
+                compute.acquireUninterruptibly();
                 try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode();
                      RandomSource random = RandomSource.forSegment(job.seed, index)) {
                     long a = System.nanoTime();
@@ -109,6 +118,8 @@ final class ChunkWorkers {
                     scheduler.settle(job, index);
                 } catch (RuntimeException | Error e) {
                     scheduler.fail(job, index, e);
+                } finally {
+                    compute.release();
                 }
             }));
         } catch (RuntimeException e) {   // the pool is shut down
@@ -205,6 +216,7 @@ final class ChunkWorkers {
                 t = tokens;
                 done = llmDone;
             }
+            compute.acquireUninterruptibly();
             try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
                 if (!job.cancelled()) {
                     float[] pcm = decoder.next(t, done, job::cancelled);
@@ -216,6 +228,8 @@ final class ChunkWorkers {
                 // the job is cancelled: settled below
             } catch (RuntimeException | Error e) {
                 job.fail(e);
+            } finally {
+                compute.release();
             }
             synchronized (this) {
                 running = false;

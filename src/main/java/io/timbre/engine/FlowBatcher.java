@@ -37,6 +37,7 @@ final class FlowBatcher implements FlowDecoder.Estimator {
     private final ModelPack pack;
     private final int maxRuns;
     private final boolean padding;
+    private final java.util.concurrent.Semaphore compute;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition served = lock.newCondition();
     private final ArrayDeque<Call> waiting = new ArrayDeque<>();
@@ -61,6 +62,15 @@ final class FlowBatcher implements FlowDecoder.Estimator {
 
     /** @param maxRuns most flow runs stacked into one estimator call (1: every step runs alone) */
     FlowBatcher(ModelPack pack, int maxRuns) {
+        this(pack, maxRuns, null);
+    }
+
+    /**
+     * @param compute the callers' compute permits, or null: a caller holds one when it calls {@link #estimate}; it
+     *                gives it back while it waits for a call, and the leader holds one while the call runs
+     */
+    FlowBatcher(ModelPack pack, int maxRuns, java.util.concurrent.Semaphore compute) {
+        this.compute = compute;
         this.pack = pack;
         this.maxRuns = Math.max(1, maxRuns);
         this.padding = pack.manifest.flowPaddingInvariant();
@@ -130,6 +140,9 @@ final class FlowBatcher implements FlowDecoder.Estimator {
             return FlowDecoder.call(pack, step);
         }
         Call mine = new Call(step);
+        if (compute != null) {
+            compute.release();
+        }
         lock.lock();
         try {
             waiting.add(mine);
@@ -142,7 +155,16 @@ final class FlowBatcher implements FlowDecoder.Estimator {
                 List<Call> batch = take();
                 lock.unlock();
                 try {
-                    run(batch);
+                    if (compute != null) {
+                        compute.acquireUninterruptibly();
+                    }
+                    try {
+                        run(batch);
+                    } finally {
+                        if (compute != null) {
+                            compute.release();
+                        }
+                    }
                 } finally {
                     lock.lock();
                     leading = false;
@@ -151,6 +173,9 @@ final class FlowBatcher implements FlowDecoder.Estimator {
             }
         } finally {
             lock.unlock();
+            if (compute != null) {
+                compute.acquireUninterruptibly();   // back to computing
+            }
         }
         if (mine.fatal != null) {
             throw mine.fatal;

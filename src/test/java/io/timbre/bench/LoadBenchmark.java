@@ -239,16 +239,44 @@ public final class LoadBenchmark {
             t.start();
             threads.add(t);
         }
+        double[] before = estimator(http, base);
         long t0 = System.nanoTime();
         start.countDown();
         for (Thread t : threads) {
             t.join();
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
+        double[] after = estimator(http, base);
+        double calls = after[0] - before[0];
+        if (calls > 0) {
+            System.out.printf(Locale.ROOT, "[%s] %s %d clients %s: %.0f flow estimator calls for %.0f steps (mean stack %.2f)%n",
+                    mode, text, clients, unit, calls, after[1] - before[1], (after[1] - before[1]) / calls);
+        }
         return new Level(mode, text, unit, clients, clients * perClient, seconds, new ArrayList<>(samples), rssKb(pid));
     }
 
     /** One streamed request: latency to the last byte, time to the first audio byte after the 44-byte header. */
+    /** The service's flow estimator calls and the steps they served, from /q/metrics ({0, 0} if it does not say). */
+    static double[] estimator(HttpClient http, URI base) {
+        double[] v = new double[2];
+        try {
+            String text = http.send(HttpRequest.newBuilder(base.resolve("/q/metrics")).header("Authorization", "Bearer " + ADMIN_KEY).GET().build(),
+                    HttpResponse.BodyHandlers.ofString()).body();
+            for (String line : text.split("\n")) {
+                if (line.startsWith("timbre_flow_estimator_calls ")) {
+                    v[0] = Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
+                } else if (line.startsWith("timbre_flow_estimator_steps ")) {
+                    v[1] = Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            return v;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        return v;
+    }
+
     static Sample request(HttpClient http, URI base, String key, String body) {
         long t0 = System.nanoTime();
         try {
