@@ -41,6 +41,7 @@ public final class FlowBatchBenchmark {
         int lookahead = 3;
         int[] batches = {1, 2, 4, 8};
         int reps = 10;
+        int workers = 2;
         int threads = Runtime.getRuntime().availableProcessors();
         String device = "cpu";
         for (int i = 0; i < args.length; i++) {
@@ -51,10 +52,11 @@ public final class FlowBatchBenchmark {
                 case "--lookahead" -> lookahead = Integer.parseInt(args[++i]);
                 case "--batches" -> batches = Arrays.stream(args[++i].split(",")).mapToInt(Integer::parseInt).toArray();
                 case "--reps" -> reps = Integer.parseInt(args[++i]);
+                case "--workers" -> workers = Integer.parseInt(args[++i]);
                 case "--threads" -> threads = Integer.parseInt(args[++i]);
                 case "--device" -> device = args[++i];
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                        + " (--pack DIR --prompt WAV --hop 25 --lookahead 3 --batches 1,2,4,8 --reps N --threads N --device cpu)");
+                        + " (--pack DIR --prompt WAV --hop 25 --lookahead 3 --batches 1,2,4,8 --reps N --threads N --workers 2 --device cpu)");
             }
         }
         if (!Files.isRegularFile(packDir.resolve("pack.json"))) {
@@ -73,8 +75,10 @@ public final class FlowBatchBenchmark {
                             + "estimator step over %d prompt + %d hop + %d lookahead tokens = %d mel frames, CFG batch 2; median of %d%n",
                     packDir, device, threads, spk.tokenLength(), hop, lookahead, frames, reps);
             Step one = inputs(pack, spk, fresh, new Random(1));
-            System.out.println("| N requests | N separate calls (batch 2) ms | one stacked call (batch 2N) ms | speedup | ms per request-step, separate | stacked |");
-            System.out.println("|---|---|---|---|---|---|");
+            System.out.printf(Locale.ROOT, "| N requests | N separate calls (batch 2), one after the other ms | the same on %d threads at once ms "
+                    + "| one stacked call (batch 2N) ms | stacked vs one after the other | stacked vs at once | ms per request-step, at once | stacked |%n", workers);
+            System.out.println("|---|---|---|---|---|---|---|---|");
+            java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(workers);
             for (int n : batches) {
                 List<Step> each = new ArrayList<>();
                 for (int r = 0; r < n; r++) {
@@ -82,25 +86,30 @@ public final class FlowBatchBenchmark {
                 }
                 Step stacked = Step.stack(each);
                 double[] separate = new double[reps];
+                double[] concurrent = new double[reps];
                 double[] together = new double[reps];
                 for (int w = 0; w < 1; w++) {   // warm-up: the first calls of a new shape are slower
                     each.forEach(s -> s.run(pack));
+                    timeConcurrent(each, pack, pool);
                     stacked.run(pack);
                 }
                 for (int r = 0; r < reps; r++) {
-                    // alternate which goes first, so that neither profits from the other's warm caches
-                    if (r % 2 == 0) {
-                        separate[r] = timeSeparate(each, pack);
-                        together[r] = time(stacked, pack);
-                    } else {
-                        together[r] = time(stacked, pack);
-                        separate[r] = timeSeparate(each, pack);
+                    // rotate which goes first, so that none profits from the others' warm caches
+                    for (int k = 0; k < 3; k++) {
+                        switch ((r + k) % 3) {
+                            case 0 -> separate[r] = timeSeparate(each, pack);
+                            case 1 -> concurrent[r] = timeConcurrent(each, pack, pool);
+                            default -> together[r] = time(stacked, pack);
+                        }
                     }
                 }
                 double sep = median(separate);
+                double con = median(concurrent);
                 double tog = median(together);
-                System.out.printf(Locale.ROOT, "| %d | %.1f | %.1f | %.2fx | %.1f | %.1f |%n", n, sep, tog, sep / tog, sep / n, tog / n);
+                System.out.printf(Locale.ROOT, "| %d | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.1f | %.1f |%n", n, sep, con, tog, sep / tog,
+                        con / tog, con / n, tog / n);
             }
+            pool.shutdown();
         }
     }
 
@@ -108,6 +117,27 @@ public final class FlowBatchBenchmark {
         long a = System.nanoTime();
         for (Step s : each) {
             s.run(pack);
+        }
+        return (System.nanoTime() - a) / 1e6;
+    }
+
+    /** The separate calls on the pool's threads at once (each in its own InferenceMode), until the last is done. */
+    static double timeConcurrent(List<Step> each, ModelPack pack, java.util.concurrent.ExecutorService pool) {
+        long a = System.nanoTime();
+        List<java.util.concurrent.Future<?>> running = new ArrayList<>();
+        for (Step s : each) {
+            running.add(pool.submit(() -> {
+                try (InferenceMode mode = new InferenceMode()) {
+                    s.run(pack);
+                }
+            }));
+        }
+        for (java.util.concurrent.Future<?> f : running) {
+            try {
+                f.get();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
         }
         return (System.nanoTime() - a) / 1e6;
     }
