@@ -32,10 +32,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * the previous one has been read; at least {@code --min-requests} per level), for two texts (one long single-segment
  * text and a multi-sentence text) and both streaming units side by side, one after the other at each level of the
  * same service: {@code "stream_unit":"hop"} (chunked streaming at CosyVoice's token hops) and
- * {@code "stream_unit":"segment"} (one chunk per segment). One service per mode: {@code batched} (continuous batching
- * of the LLM, each flow alone), {@code flow-batched} (also the flows' estimator steps stacked across requests,
- * {@code timbre.engine.flow-batch} = {@code --flow-batch}, default 8) and {@code unbatched}
- * ({@code timbre.engine.batching=false}: one request at a time, as the reference servers do).
+ * {@code "stream_unit":"segment"} (one chunk per segment). One service per mode, by default {@code batched}
+ * (continuous batching of the LLM, each flow alone, the service's defaults) and {@code unbatched}
+ * ({@code timbre.engine.batching=false}: one request at a time, as the reference servers do); {@code --modes} may add
+ * {@code flow-batched} (also the flows' estimator steps stacked across requests, {@code timbre.engine.flow-batch} =
+ * {@code --flow-batch}, default 8).
  *
  * <p>Whether the service streams by hop is measured, not assumed: its warm-up requests with {@code "hop"} must be
  * answered, and the first audio of the single-segment text must come before {@value #CHUNKED_BELOW} of the whole
@@ -83,7 +84,7 @@ public final class LoadBenchmark {
         int[] clients = {1, 2, 4, 8, 16};
         int minRequests = 4;
         int flowBatch = 8;
-        List<String> modes = List.of("batched", "flow-batched", "unbatched");
+        List<String> modes = List.of("batched", "unbatched");
         List<String> units = UNITS;
         List<String> textLabels = List.of("single", "multi");
         for (int i = 0; i < args.length; i++) {
