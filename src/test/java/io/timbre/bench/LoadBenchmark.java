@@ -249,17 +249,22 @@ public final class LoadBenchmark {
         double seconds = (System.nanoTime() - t0) / 1e9;
         double[] after = estimator(http, base);
         double calls = after[0] - before[0];
-        if (calls > 0) {
-            System.out.printf(Locale.ROOT, "[%s] %s %d clients %s: %.0f flow estimator calls for %.0f steps (mean stack %.2f)%n",
-                    mode, text, clients, unit, calls, after[1] - before[1], (after[1] - before[1]) / calls);
+        double steps = after[2] - before[2];
+        if (calls > 0 && steps > 0) {
+            System.out.printf(Locale.ROOT, "[%s] %s %d clients %s: %.0f LLM decode steps, mean rows per step %.2f; %.0f flow "
+                            + "estimator calls for %.0f steps (mean stack %.2f)%n", mode, text, clients, unit, steps,
+                    (after[3] - before[3]) / steps, calls, after[1] - before[1], (after[1] - before[1]) / calls);
         }
         return new Level(mode, text, unit, clients, clients * perClient, seconds, new ArrayList<>(samples), rssKb(pid));
     }
 
     /** One streamed request: latency to the last byte, time to the first audio byte after the 44-byte header. */
-    /** The service's flow estimator calls and the steps they served, from /q/metrics ({0, 0} if it does not say). */
+    /**
+     * From the service's /q/metrics: flow estimator calls and the steps they served, LLM decode steps and rows summed
+     * over them (zeros where it does not say).
+     */
     static double[] estimator(HttpClient http, URI base) {
-        double[] v = new double[2];
+        double[] v = new double[4];
         try {
             String text = http.send(HttpRequest.newBuilder(base.resolve("/q/metrics")).header("Authorization", "Bearer " + ADMIN_KEY).GET().build(),
                     HttpResponse.BodyHandlers.ofString()).body();
@@ -268,6 +273,10 @@ public final class LoadBenchmark {
                     v[0] = Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
                 } else if (line.startsWith("timbre_flow_estimator_steps ")) {
                     v[1] = Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
+                } else if (line.startsWith("timbre_scheduler_steps ")) {
+                    v[2] = Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
+                } else if (line.startsWith("timbre_scheduler_row_steps ")) {
+                    v[3] = Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
                 }
             }
         } catch (java.io.IOException | RuntimeException e) {
