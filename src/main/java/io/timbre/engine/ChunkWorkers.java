@@ -34,11 +34,11 @@ final class ChunkWorkers {
     private final Scheduler scheduler;
     private final ThreadPoolExecutor pool;
     private final BiConsumer<SynthesisJob, Integer> flowStepHook;
-    private final AtomicLong flowSteps = new AtomicLong();
     private final AtomicLong vocoderCalls = new AtomicLong();
 
     /**
-     * @param workers      threads; at least {@code flowBatch}, so that as many flows can wait on one stacked call
+     * @param workers      threads that compute at once; the pool has at least {@code flowBatch} threads, so that as
+     *                     many flows can wait on one stacked call
      * @param flowBatch    most flow runs whose estimator steps share one call ({@link FlowBatcher}; 1: each alone)
      * @param flowStepHook hears every Euler step a whole segment's flow completes (job, step); for tests
      */
@@ -69,8 +69,9 @@ final class ChunkWorkers {
         return pool.getActiveCount();
     }
 
+    /** Flow Euler steps run (each one estimator step of one flow, alone or stacked). */
     long flowSteps() {
-        return flowSteps.get();
+        return batcher.steps();
     }
 
     long vocoderCalls() {
@@ -102,7 +103,6 @@ final class ChunkWorkers {
                     long a = System.nanoTime();
                     job.flowStarted(a - handedOn);
                     Tensor mel = stretch(flow.decode(job.features, tokens, job::cancelled, step -> {
-                        flowSteps.incrementAndGet();
                         flowStepHook.accept(job, step);
                     }), job.speed);
                     long b = System.nanoTime();
@@ -220,7 +220,6 @@ final class ChunkWorkers {
             try (PointerScope scope = new PointerScope(); InferenceMode mode = new InferenceMode()) {
                 if (!job.cancelled()) {
                     float[] pcm = decoder.next(t, done, job::cancelled);
-                    flowSteps.addAndGet(pack.manifest.flowSteps());
                     vocoderCalls.incrementAndGet();
                     job.chunk(index, pcm, decoder.lastFlowNanos(), decoder.lastVocoderNanos());
                 }

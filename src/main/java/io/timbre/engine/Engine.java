@@ -78,9 +78,8 @@ public class Engine implements SpeakerExtraction, SpeechSynthesis {
                     .description("segments in the flow or vocoder now").register(registry);
             Gauge.builder("timbre.flow.steps", s, x -> x.stats().flowSteps()).description("flow Euler steps run").register(registry);
             Gauge.builder("timbre.flow.estimator.calls", s, x -> x.stats().estimatorCalls())
-                    .description("flow estimator calls run (several flows' steps stacked into one count once)").register(registry);
-            Gauge.builder("timbre.flow.estimator.steps", s, x -> x.stats().estimatorSteps())
-                    .description("flow runs' estimator steps served (divide by calls for the mean stack)").register(registry);
+                    .description("flow estimator calls run (several flows' steps stacked into one count once; timbre.flow.steps over "
+                            + "this is the mean stack)").register(registry);
             Gauge.builder("timbre.vocoder.calls", s, x -> x.stats().vocoderCalls()).description("vocoder calls run").register(registry);
             pack = p;
             Gauge.builder("timbre.device.memory.allocated", memory, m -> m.stats().allocated()).baseUnit("bytes").register(registry);

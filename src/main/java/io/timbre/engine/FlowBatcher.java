@@ -215,16 +215,12 @@ final class FlowBatcher implements FlowDecoder.Estimator {
         try {
             if (batch.size() > 1) {
                 try (PointerScope scope = new PointerScope()) {
-                    Tensor v = FlowDecoder.call(pack, stack(batch));
+                    Tensor v = FlowDecoder.call(pack, stack(batch.stream().map(c -> c.step).toList()));
                     calls.incrementAndGet();
                     steps.addAndGet(batch.size());
                     for (int i = 0; i < batch.size(); i++) {
                         Call c = batch.get(i);
-                        Tensor rows = v.narrow(0, 2L * i, 2).narrow(2, 0, c.step.frames());
-                        rows.retainReference();
-                        scope.detach(rows);
-                        c.rows = rows;
-                        c.done = true;
+                        hand(c, v.narrow(0, 2L * i, 2).narrow(2, 0, c.step.frames()), scope);
                     }
                     return;
                 } catch (RuntimeException e) {
@@ -253,12 +249,18 @@ final class FlowBatcher implements FlowDecoder.Estimator {
             Tensor rows = FlowDecoder.call(pack, c.step);
             calls.incrementAndGet();
             steps.incrementAndGet();
-            rows.retainReference();
-            scope.detach(rows);
-            c.rows = rows;
+            hand(c, rows, scope);
         } catch (RuntimeException e) {
             c.error = e;
+            c.done = true;
         }
+    }
+
+    /** The call's rows, taken out of the leader's scope (the run's thread attaches them to its own); the call is done. */
+    private static void hand(Call c, Tensor rows, PointerScope leaders) {
+        rows.retainReference();
+        leaders.detach(rows);
+        c.rows = rows;
         c.done = true;
     }
 
@@ -270,16 +272,19 @@ final class FlowBatcher implements FlowDecoder.Estimator {
         c.done = false;
     }
 
-    /** The batch's inputs stacked along the batch dimension, the shorter right-padded (zero mask) to the longest. */
-    private static FlowDecoder.Step stack(List<Call> batch) {
+    /**
+     * Steps stacked along the batch dimension, the shorter right-padded (zero mask) to the longest; their streaming
+     * flag is the first's. In the caller's PointerScope.
+     */
+    static FlowDecoder.Step stack(List<FlowDecoder.Step> batch) {
         long frames = 0;
-        for (Call c : batch) {
-            frames = Math.max(frames, c.step.frames());
+        for (FlowDecoder.Step s : batch) {
+            frames = Math.max(frames, s.frames());
         }
         int n = batch.size();
         Tensor[] x = new Tensor[n], mask = new Tensor[n], mu = new Tensor[n], t = new Tensor[n], spks = new Tensor[n], cond = new Tensor[n];
         for (int i = 0; i < n; i++) {
-            FlowDecoder.Step s = batch.get(i).step;
+            FlowDecoder.Step s = batch.get(i);
             long pad = frames - s.frames();
             x[i] = pad(s.x(), pad);
             mask[i] = pad(s.mask(), pad);
@@ -289,7 +294,7 @@ final class FlowBatcher implements FlowDecoder.Estimator {
             spks[i] = s.spks();
         }
         return new FlowDecoder.Step(Tensors.cat(0, x), Tensors.cat(0, mask), Tensors.cat(0, mu), Tensors.cat(0, t),
-                Tensors.cat(0, spks), Tensors.cat(0, cond), batch.get(0).step.streaming());
+                Tensors.cat(0, spks), Tensors.cat(0, cond), batch.get(0).streaming());
     }
 
     private static Tensor pad(Tensor t, long frames) {

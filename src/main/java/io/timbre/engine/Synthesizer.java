@@ -87,11 +87,11 @@ public final class Synthesizer implements AutoCloseable {
     /**
      * Decode steps run, rows summed over them, the largest batch, cancelled and refused requests, live rows,
      * queued requests; flow Euler steps and vocoder calls run; rows failed alone (their batch-mates went on);
-     * estimator calls and the flow runs' steps they served (their ratio: the mean stack of {@link FlowBatcher}).
+     * estimator calls (flow steps over estimator calls: the mean stack of {@link FlowBatcher}).
      */
     public record Stats(long steps, long rowSteps, int largestBatch, long cancelled, long refused, int rows, int queued,
                         long flowSteps, long vocoderCalls, long isolatedFailures, int flowQueued, int flowRunning,
-                        long estimatorCalls, long estimatorSteps) {
+                        long estimatorCalls) {
     }
 
     /** The queue is full, or a request waited too long to start; retry after {@code retryAfterSeconds}. */
@@ -142,7 +142,7 @@ public final class Synthesizer implements AutoCloseable {
     public Stats stats() {
         return new Stats(runner.steps(), runner.rowSteps(), runner.largest(), scheduler.cancelled(), scheduler.refused(),
                 runner.rows(), scheduler.queued(), chunks.flowSteps(), chunks.vocoderCalls(), runner.isolatedFailures(),
-                chunks.queued(), chunks.running(), chunks.batcher().calls(), chunks.batcher().steps());
+                chunks.queued(), chunks.running(), chunks.batcher().calls());
     }
 
     /** Synthesizes and waits for the whole result. */

@@ -268,15 +268,13 @@ public final class LoadBenchmark {
         try {
             String text = http.send(HttpRequest.newBuilder(base.resolve("/q/metrics")).header("Authorization", "Bearer " + ADMIN_KEY).GET().build(),
                     HttpResponse.BodyHandlers.ofString()).body();
+            List<String> names = List.of("timbre_flow_estimator_calls", "timbre_flow_steps", "timbre_scheduler_steps",
+                    "timbre_scheduler_row_steps");
             for (String line : text.split("\n")) {
-                if (line.startsWith("timbre_flow_estimator_calls ")) {
-                    v[0] = Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
-                } else if (line.startsWith("timbre_flow_estimator_steps ")) {
-                    v[1] = Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
-                } else if (line.startsWith("timbre_scheduler_steps ")) {
-                    v[2] = Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
-                } else if (line.startsWith("timbre_scheduler_row_steps ")) {
-                    v[3] = Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
+                int space = line.indexOf(' ');
+                int i = space < 0 ? -1 : names.indexOf(line.substring(0, space));
+                if (i >= 0) {
+                    v[i] = Double.parseDouble(line.substring(space + 1).trim());
                 }
             }
         } catch (java.io.IOException | RuntimeException e) {

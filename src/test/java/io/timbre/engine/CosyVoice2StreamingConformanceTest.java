@@ -80,31 +80,14 @@ class CosyVoice2StreamingConformanceTest {
     @org.junit.jupiter.api.Test
     void casesStreamedAtOnceWithStackedFlowsStayUpstreams() throws Exception {
         assertTrue(pack.manifest.flowPaddingInvariant(), "the exporter declares CosyVoice's estimator padding-invariant");
-        List<JsonNode> cases = new ArrayList<>();
-        streamed.get("cases").forEach(cases::add);
         FlowBatcher batcher = new FlowBatcher(pack, 4);
         long seed = streamed.get("hift_seed").asLong();
-        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(cases.size());
-        try {
-            List<java.util.concurrent.Future<String>> out = new ArrayList<>();
-            batcher.begin();   // held in progress until every case has queued its first step: they start stacked
-            try {
-                for (JsonNode c : cases) {
-                    out.add(pool.submit(() -> streamAgainstUpstream(c, seed, batcher)));
-                }
-                long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.MINUTES.toNanos(10);
-                while (batcher.waiting() < cases.size()) {
-                    assertTrue(System.nanoTime() < deadline, "the cases did not all queue a flow step");
-                    Thread.sleep(5);
-                }
-            } finally {
-                batcher.end();
-            }
-            for (java.util.concurrent.Future<String> f : out) {
-                System.out.println("streaming with stacked flows: " + f.get(10, java.util.concurrent.TimeUnit.MINUTES));
-            }
-        } finally {
-            pool.shutdownNow();
+        List<java.util.concurrent.Callable<String>> streams = new ArrayList<>();
+        for (JsonNode c : streamed.get("cases")) {
+            streams.add(() -> streamAgainstUpstream(c, seed, batcher));
+        }
+        for (String line : FlowBatcherTest.startedTogether(batcher, streams, 10)) {
+            System.out.println("streaming with stacked flows: " + line);
         }
         System.out.printf("streaming with stacked flows: %d estimator calls for %d steps%n", batcher.calls(), batcher.steps());
         assertTrue(batcher.calls() < batcher.steps(), "the cases' flows shared estimator calls");

@@ -3,6 +3,7 @@ package io.timbre.engine;
 import io.timbre.audio.WavCodec;
 import io.timbre.text.TextTokenizer;
 import org.bytedeco.javacpp.PointerScope;
+import io.timbre.engine.FlowDecoder.Step;
 import org.bytedeco.pytorch.IValue;
 import org.bytedeco.pytorch.InferenceMode;
 import org.bytedeco.pytorch.Tensor;
@@ -84,14 +85,14 @@ public final class FlowBatchBenchmark {
                 for (int r = 0; r < n; r++) {
                     each.add(r == 0 ? one : inputs(pack, spk, fresh, new Random(1 + r)));
                 }
-                Step stacked = Step.stack(each);
+                Step stacked = FlowBatcher.stack(each);   // equal lengths: no padding
                 double[] separate = new double[reps];
                 double[] concurrent = new double[reps];
                 double[] together = new double[reps];
                 for (int w = 0; w < 1; w++) {   // warm-up: the first calls of a new shape are slower
-                    each.forEach(s -> s.run(pack));
+                    each.forEach(s -> run(pack, s));
                     timeConcurrent(each, pack, pool);
-                    stacked.run(pack);
+                    run(pack, stacked);
                 }
                 for (int r = 0; r < reps; r++) {
                     // rotate which goes first, so that none profits from the others' warm caches
@@ -116,7 +117,7 @@ public final class FlowBatchBenchmark {
     static double timeSeparate(List<Step> each, ModelPack pack) {
         long a = System.nanoTime();
         for (Step s : each) {
-            s.run(pack);
+            run(pack, s);
         }
         return (System.nanoTime() - a) / 1e6;
     }
@@ -128,7 +129,7 @@ public final class FlowBatchBenchmark {
         for (Step s : each) {
             running.add(pool.submit(() -> {
                 try (InferenceMode mode = new InferenceMode()) {
-                    s.run(pack);
+                    run(pack, s);
                 }
             }));
         }
@@ -144,26 +145,14 @@ public final class FlowBatchBenchmark {
 
     static double time(Step stacked, ModelPack pack) {
         long a = System.nanoTime();
-        stacked.run(pack);
+        run(pack, stacked);
         return (System.nanoTime() - a) / 1e6;
     }
 
-    /** The estimator's inputs for one step (CFG: conditional and unconditional rows). */
-    record Step(Tensor x, Tensor mask, Tensor mu, Tensor t, Tensor spks, Tensor cond) {
-        void run(ModelPack pack) {
-            try (PointerScope scope = new PointerScope()) {
-                Tensor v = Tensors.tensor(Tensors.call(pack.estimate, x, mask, mu, t, spks, cond));
-                v.sum().item_float();   // the work is done before the clock stops
-            }
-        }
-
-        static Step stack(List<Step> steps) {
-            return new Step(cat(steps, Step::x), cat(steps, Step::mask), cat(steps, Step::mu), cat(steps, Step::t),
-                    cat(steps, Step::spks), cat(steps, Step::cond));
-        }
-
-        private static Tensor cat(List<Step> steps, java.util.function.Function<Step, Tensor> part) {
-            return Tensors.cat(0, steps.stream().map(part).toArray(Tensor[]::new));
+    /** One estimator call on the step's inputs; the work is done before the clock stops. */
+    static void run(ModelPack pack, Step s) {
+        try (PointerScope scope = new PointerScope()) {
+            FlowDecoder.call(pack, s).sum().item_float();
         }
     }
 
@@ -185,7 +174,7 @@ public final class FlowBatchBenchmark {
         Tensor x = Tensors.tensor(Tensors.call(pack.noise, 2L * count));
         return new Step(Tensors.cat(0, x, x), Tensors.cat(0, mask, mask), Tensors.cat(0, mu, torch.zeros_like(mu)),
                 Tensors.on(Tensors.floats(new float[]{0.5f, 0.5f}, 2), dev), Tensors.cat(0, spks, torch.zeros_like(spks)),
-                Tensors.cat(0, cond, torch.zeros_like(cond)));
+                Tensors.cat(0, cond, torch.zeros_like(cond)), null);
     }
 
     static double median(double[] v) {

@@ -64,27 +64,35 @@ class FlowBatcherTest {
 
     /** Decodes each token list on its own thread through the batcher, all queued before the first call; mel per run. */
     static List<float[]> together(FlowBatcher batcher, List<int[]> runs) throws Exception {
-        ExecutorService pool = Executors.newFixedThreadPool(runs.size());
+        return startedTogether(batcher, runs.stream().map(t -> decode(new FlowDecoder(tiny.pack, batcher), t)).toList(), 5);
+    }
+
+    /**
+     * Runs each task on its own thread with the batcher held "in progress" ({@link FlowBatcher#begin}) until every
+     * task has queued a flow step, so that their first steps share one call; their results, in order.
+     */
+    static <T> List<T> startedTogether(FlowBatcher batcher, List<Callable<T>> tasks, long timeoutMinutes) throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(tasks.size());
         try {
-            batcher.begin();   // held "in progress": no call runs until every run has queued its first step
-            List<Future<float[]>> out = new ArrayList<>();
+            List<Future<T>> out = new ArrayList<>();
+            batcher.begin();
             try {
-                for (int[] t : runs) {
-                    out.add(pool.submit(decode(new FlowDecoder(tiny.pack, batcher), t)));
+                for (Callable<T> task : tasks) {
+                    out.add(pool.submit(task));
                 }
-                long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(5);
-                while (batcher.waiting() < runs.size()) {
-                    assertTrue(System.nanoTime() < deadline, "the runs did not all queue a step");
+                long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(timeoutMinutes);
+                while (batcher.waiting() < tasks.size()) {
+                    assertTrue(System.nanoTime() < deadline, "the tasks did not all queue a flow step");
                     Thread.sleep(5);
                 }
             } finally {
                 batcher.end();
             }
-            List<float[]> mels = new ArrayList<>();
-            for (Future<float[]> f : out) {
-                mels.add(f.get(5, TimeUnit.MINUTES));
+            List<T> results = new ArrayList<>();
+            for (Future<T> f : out) {
+                results.add(f.get(timeoutMinutes, TimeUnit.MINUTES));
             }
-            return mels;
+            return results;
         } finally {
             pool.shutdownNow();
         }
@@ -210,8 +218,8 @@ class FlowBatcherTest {
                 }
             }
             Synthesizer.Stats st = s.stats();
-            System.out.printf("engine flow batching: %d estimator calls for %d steps%n", st.estimatorCalls(), st.estimatorSteps());
-            assertTrue(st.estimatorCalls() < st.estimatorSteps(), "some estimator calls served several requests' flows");
+            System.out.printf("engine flow batching: %d estimator calls for %d steps%n", st.estimatorCalls(), st.flowSteps());
+            assertTrue(st.estimatorCalls() < st.flowSteps(), "some estimator calls served several requests' flows");
         }
     }
 }
