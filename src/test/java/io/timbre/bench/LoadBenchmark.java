@@ -45,6 +45,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  * byte after the 44-byte WAV header) p50/p95/p99 and its share of the latency, real-time factor, errors and the
  * service's resident memory; then first audio of both units side by side, and the batched/unbatched throughput ratio.
  *
+ * <p>{@code --service DIR} runs another build's packaged service ({@code DIR/quarkus-run.jar}, default
+ * {@code target/quarkus-app}) under the same clients, for example an earlier commit's, with a pack that build reads:
+ * the same harness then measures both engines.
+ *
  * <pre>./mvnw -q -DskipTests package exec:java -Dexec.mainClass=io.timbre.bench.LoadBenchmark \
  *     -Dexec.args="--pack models/bench --clients 1,2,4,8,16 --min-requests 4"</pre>
  */
@@ -75,6 +79,7 @@ public final class LoadBenchmark {
 
     public static void main(String[] args) throws Exception {
         Path pack = Path.of("models/bench");
+        Path service = Path.of("target/quarkus-app");
         Path prompt = Path.of("models/tiny/golden/tone.wav");
         String promptText = "A steady vowel for the speaker prompt.";
         // On the bench pack (random weights, byte vocabulary) every text token yields 20 speech tokens: "Hi there." is
@@ -90,6 +95,7 @@ public final class LoadBenchmark {
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--pack" -> pack = Path.of(args[++i]);
+                case "--service" -> service = Path.of(args[++i]);
                 case "--prompt" -> prompt = Path.of(args[++i]);
                 case "--text", "--single-text" -> single = args[++i];
                 case "--multi-text" -> multi = args[++i];
@@ -100,15 +106,16 @@ public final class LoadBenchmark {
                 case "--modes" -> modes = List.of(args[++i].split(","));
                 case "--flow-batch" -> flowBatch = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i] + " (use --pack, --prompt, "
-                        + "--single-text, --multi-text, --texts single,multi, --units hop,segment, --clients, --min-requests, --modes batched,flow-batched,unbatched, --flow-batch 8)");
+                        + "--single-text, --multi-text, --texts single,multi, --units hop,segment, --clients, --min-requests, --modes batched,flow-batched,unbatched, --flow-batch 8, --service DIR)");
             }
         }
         if (!Files.isRegularFile(pack.resolve("pack.json"))) {
             System.err.println("no model pack at " + pack + "; build it: /usr/bin/python3 models/build_pack.py --size bench --out " + pack);
             System.exit(2);
         }
-        if (!Files.isRegularFile(Path.of("target/quarkus-app/quarkus-run.jar"))) {
-            System.err.println("no packaged service; run ./mvnw -DskipTests package first");
+        Path jar = service.resolve("quarkus-run.jar").toAbsolutePath();
+        if (!Files.isRegularFile(jar)) {
+            System.err.println("no packaged service at " + jar + "; run ./mvnw -DskipTests package first");
             System.exit(2);
         }
         List<Text> texts = new ArrayList<>();
@@ -119,20 +126,20 @@ public final class LoadBenchmark {
                 default -> throw new IllegalArgumentException("--texts takes single and/or multi, not " + t);
             });
         }
-        System.out.printf(Locale.ROOT, "load benchmark: pack %s, prompt %s, texts %s, units %s, at least %d requests per level, %d cores%n",
-                pack, prompt, texts, units, minRequests, Runtime.getRuntime().availableProcessors());
+        System.out.printf(Locale.ROOT, "load benchmark: service %s, pack %s, prompt %s, texts %s, units %s, at least %d requests per level, %d cores%n",
+                jar, pack, prompt, texts, units, minRequests, Runtime.getRuntime().availableProcessors());
         List<Level> levels = new ArrayList<>();
         List<String> notes = new ArrayList<>();
         for (String mode : modes) {
             if (!List.of("batched", "flow-batched", "unbatched").contains(mode)) {
                 throw new IllegalArgumentException("--modes takes batched, flow-batched and/or unbatched, not " + mode);
             }
-            levels.addAll(run(mode, pack, prompt, promptText, texts, units, clients, minRequests, flowBatch, notes));
+            levels.addAll(run(mode, jar, pack, prompt, promptText, texts, units, clients, minRequests, flowBatch, notes));
         }
         print(levels, notes);
     }
 
-    static List<Level> run(String mode, Path pack, Path prompt, String promptText, List<Text> texts, List<String> units,
+    static List<Level> run(String mode, Path jar, Path pack, Path prompt, String promptText, List<Text> texts, List<String> units,
                            int[] clients, int minRequests, int flowBatch, List<String> notes) throws Exception {
         int port;
         try (ServerSocket s = new ServerSocket(0)) {
@@ -140,15 +147,17 @@ public final class LoadBenchmark {
         }
         Path data = Files.createTempDirectory("timbre-load-");
         Path log = data.resolve("service.log");
-        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-Dquarkus.profile=embedded", "-Dquarkus.http.port=" + port, "-Dquarkus.shutdown.delay=0s",
                 "-Dtimbre.admin-key=" + ADMIN_KEY,
                 "-Dtimbre.data-dir=" + data, "-Dtimbre.model-pack=" + pack.toAbsolutePath(),
-                "-Dtimbre.engine.batching=" + !mode.equals("unbatched"),
-                "-Dtimbre.engine.flow-batch=" + (mode.equals("flow-batched") ? flowBatch : 1), "-Dquarkus.log.level=WARN",
+                "-Dtimbre.engine.batching=" + !mode.equals("unbatched"), "-Dquarkus.log.level=WARN",
                 // closed-loop clients wait as long as it takes: no request is refused for waiting in this benchmark
-                "-Dtimbre.engine.queue-timeout=30m",
-                "-jar", "target/quarkus-app/quarkus-run.jar");
+                "-Dtimbre.engine.queue-timeout=30m"));
+        if (mode.equals("flow-batched")) {   // only then: builds from before flow batching do not know the setting
+            cmd.add("-Dtimbre.engine.flow-batch=" + flowBatch);
+        }
+        cmd.addAll(List.of("-jar", jar.toString()));
         Process service = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
         URI base = URI.create("http://127.0.0.1:" + port);
@@ -258,7 +267,6 @@ public final class LoadBenchmark {
         return new Level(mode, text, unit, clients, clients * perClient, seconds, new ArrayList<>(samples), rssKb(pid));
     }
 
-    /** One streamed request: latency to the last byte, time to the first audio byte after the 44-byte header. */
     /**
      * From the service's /q/metrics: flow estimator calls and the steps they served, LLM decode steps and rows summed
      * over them (zeros where it does not say).
@@ -285,6 +293,7 @@ public final class LoadBenchmark {
         return v;
     }
 
+    /** One streamed request: latency to the last byte, time to the first audio byte after the 44-byte header. */
     static Sample request(HttpClient http, URI base, String key, String body) {
         long t0 = System.nanoTime();
         try {
