@@ -81,6 +81,9 @@ public class Engine implements SpeakerExtraction, SpeechSynthesis {
                     .description("flow estimator calls run (several flows' steps stacked into one count once; timbre.flow.steps over "
                             + "this is the mean stack)").register(registry);
             Gauge.builder("timbre.vocoder.calls", s, x -> x.stats().vocoderCalls()).description("vocoder calls run").register(registry);
+            Gauge.builder("timbre.feature.extractions", extractor, FeatureExtractor::extractions)
+                    .description("speaker features computed (registrations, zero-shot prompts, repairs); a synthesis with a stored speaker adds none")
+                    .register(registry);
             pack = p;
             Gauge.builder("timbre.device.memory.allocated", memory, m -> m.stats().allocated()).baseUnit("bytes").register(registry);
             Gauge.builder("timbre.device.memory.reserved", memory, m -> m.stats().reserved()).baseUnit("bytes").register(registry);
@@ -130,24 +133,10 @@ public class Engine implements SpeakerExtraction, SpeechSynthesis {
         return require();
     }
 
-    public FeatureExtractor extractor() {
-        require();
-        return extractor;
-    }
-
-    public Synthesizer synthesizer() {
-        require();
-        return synthesizer;
-    }
-
-    public TextTokenizer tokenizer() {
-        require();
-        return tokenizer;
-    }
-
     @Override
     public SpeakerFeatures extract(float[] pcm, int sampleRate, String promptText) {
-        return extractor().extract(pcm, sampleRate, promptText);
+        require();
+        return extractor.extract(pcm, sampleRate, promptText);
     }
 
     @Override
@@ -158,7 +147,8 @@ public class Engine implements SpeakerExtraction, SpeechSynthesis {
 
     @Override
     public long[] tokenize(String segment) {
-        return tokenizer().encode(segment);
+        require();
+        return tokenizer.encode(segment);
     }
 
     @Override
@@ -183,7 +173,8 @@ public class Engine implements SpeakerExtraction, SpeechSynthesis {
 
     @Override
     public SynthesisJob submit(SpeechRequest request) {
-        return synthesizer().submit(request);
+        require();
+        return synthesizer.submit(request);
     }
 
     @Override

@@ -104,7 +104,7 @@ class Cv3PackTests {
         List<String> segments = new ArrayList<>();
         given().auth().oauth2(key).contentType(ContentType.JSON).body(Map.of("text", text)).post("/v1/text/normalize")
                 .then().statusCode(200).extract().jsonPath().getList("segments", String.class).forEach(segments::add);
-        long ids = segments.stream().mapToLong(s -> engine.tokenizer().encode(s).length).sum();
+        long ids = segments.stream().mapToLong(s -> engine.tokenize(s).length).sum();
         int n = samples.length / 2;
         assertTrue(n >= SAMPLES_PER_TOKEN, "at least one speech token of audio: " + n + " samples");
         assertTrue(n <= 20 * ids * SAMPLES_PER_TOKEN, n + " samples for " + ids + " text ids in " + segments.size()
@@ -218,8 +218,8 @@ class Cv3PackTests {
                 .then().statusCode(200).body("segments[0]", containsString("报道[j][ǐ]予好评"));
         given().auth().oauth2(key).contentType(ContentType.JSON).body(Map.of("text", cmu)).post("/v1/text/normalize")
                 .then().statusCode(200).body("segments[0]", containsString("[M][AY0][N][UW1][T]"));
-        assertEquals(2, engine.tokenizer().encode("[j][ǐ]").length, "pinyin initial and final: one id each");
-        assertEquals(5, engine.tokenizer().encode("[M][AY0][N][UW1][T]").length, "CMU phonemes: one id each");
+        assertEquals(2, engine.tokenize("[j][ǐ]").length, "pinyin initial and final: one id each");
+        assertEquals(5, engine.tokenize("[M][AY0][N][UW1][T]").length, "CMU phonemes: one id each");
         for (String marked : List.of(pinyin, cmu)) {
             Response m = tts(key, "{\"text\":\"" + marked + "\",\"seed\":5}");
             m.then().statusCode(200).header("X-Timbre-Speaker-Source", "memory");
@@ -233,7 +233,7 @@ class Cv3PackTests {
         export.then().statusCode(200).header("X-Timbre-Pack-Family", "cosyvoice3").header("X-Timbre-Pack", engine.pack().key());
         int[] promptText = SpeakerFeatures.readFeatureFile(export.asByteArray(), engine.featureSchema(),
                 TorchSave.Limits.of(1 << 24)).promptText();
-        long[] expected = engine.tokenizer().encode(SYSTEM_PROMPT + "<|endofprompt|>" + TRANSCRIPT);
+        long[] expected = engine.tokenize(SYSTEM_PROMPT + "<|endofprompt|>" + TRANSCRIPT);
         assertArrayEquals(expected, Arrays.stream(promptText).asLongStream().toArray(),
                 "stored as CosyVoice 3's example.py prompts: system prompt, <|endofprompt|>, transcript");
         String copy = given().auth().oauth2(key).multiPart("file", "spk2info.pt", export.asByteArray(), "application/octet-stream")

@@ -158,7 +158,7 @@ class InstructTests {
 
         // an entry as CosyVoice 3's frontend writes it: its prompt_text holds <|endofprompt|>
         SpeakerFeatures.Data d = SpeakerFeatures.readFeatureFile(file, engine.featureSchema(), TorchSave.Limits.of(1 << 24));
-        long eop = engine.tokenizer().encode("<|endofprompt|>")[0];
+        long eop = engine.tokenize("<|endofprompt|>")[0];
         int[] text = new int[d.promptText().length + 1];
         text[0] = Math.toIntExact(eop);
         System.arraycopy(d.promptText(), 0, text, 1, d.promptText().length);

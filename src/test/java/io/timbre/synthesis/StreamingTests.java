@@ -1,12 +1,11 @@
 package io.timbre.synthesis;
 
-import io.timbre.engine.Engine;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.test.common.http.TestHTTPResource;
 import io.quarkus.test.junit.QuarkusTest;
 import io.restassured.http.ContentType;
 import io.restassured.response.Response;
 import io.timbre.account.TestUsers;
-import io.timbre.engine.Synthesizer;
 import jakarta.inject.Inject;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -47,7 +46,7 @@ class StreamingTests {
     URL base;
 
     @Inject
-    Engine engine;
+    MeterRegistry registry;   // the engine's scheduler gauges, as /q/metrics shows them
 
     String key;
     String speakerId;
@@ -175,9 +174,8 @@ class StreamingTests {
     }
 
     private void disconnectMidway(boolean stream) throws Exception {
-        Synthesizer s = engine.synthesizer();
-        until(() -> s.stats().rows() == 0, "an idle engine");
-        long cancelled = s.stats().cancelled();
+        until(() -> gauge("timbre.scheduler.rows") == 0, "an idle engine");
+        double cancelled = gauge("timbre.scheduler.cancelled");
         String longText = String.join(" ", java.util.Collections.nCopies(12, "This request will be abandoned by its client."));
         byte[] body = ("{\"text\":\"" + longText + "\",\"speakerId\":\"" + speakerId + "\",\"stream\":" + stream + "}")
                 .getBytes(StandardCharsets.UTF_8);
@@ -188,10 +186,14 @@ class StreamingTests {
                     .getBytes(StandardCharsets.US_ASCII));
             out.write(body);
             out.flush();
-            until(() -> s.stats().rows() > 0, "the request's rows in the batch");
+            until(() -> gauge("timbre.scheduler.rows") > 0, "the request's rows in the batch");
         }
-        until(() -> s.stats().cancelled() == cancelled + 1, "the request to be cancelled");
-        until(() -> s.stats().rows() == 0, "its rows to leave the batch");
+        until(() -> gauge("timbre.scheduler.cancelled") == cancelled + 1, "the request to be cancelled");
+        until(() -> gauge("timbre.scheduler.rows") == 0, "its rows to leave the batch");
+    }
+
+    private double gauge(String name) {
+        return registry.get(name).gauge().value();
     }
 
     @Test
