@@ -1,6 +1,7 @@
 package io.timbre.speaker;
 
 import io.timbre.engine.Engine;
+import io.timbre.engine.EngineGauges;
 import io.quarkus.narayana.jta.QuarkusTransaction;
 import io.quarkus.test.junit.QuarkusTest;
 import io.quarkus.test.junit.QuarkusTestProfile;
@@ -79,12 +80,8 @@ class PackSwitchTests {
     Engine engine;
 
     @Inject
-    MeterRegistry registry;
+    MeterRegistry registry;   // the engine's gauges, as /q/metrics shows them
 
-    /** Speaker features computed so far, as /q/metrics shows them. */
-    private long extractions() {
-        return (long) registry.get("timbre.feature.extractions").gauge().value();
-    }
     @Inject
     FeatureStore store;
 
@@ -123,17 +120,17 @@ class PackSwitchTests {
         store.evict(uuid);
         given().auth().oauth2(key).get("/v1/speakers/" + id).then().body("pack", equalTo("tiny@" + cv2Version));
 
-        long before = extractions();
+        long before = EngineGauges.extractions(registry);
         Response first = tts(key, "{\"text\":\"Hi.\",\"seed\":4,\"speakerId\":\"" + id + "\"}");
         first.then().statusCode(200).contentType("audio/wav").header("X-Timbre-Speaker-Source", "re-extracted");
-        assertEquals(before + 1, extractions(), "re-extracted once, from the stored recording");
+        assertEquals(before + 1, EngineGauges.extractions(registry), "re-extracted once, from the stored recording");
         given().auth().oauth2(key).get("/v1/speakers/" + id).then().body("pack", equalTo(engine.pack().key()));
         Response again = tts(key, "{\"text\":\"Hi.\",\"seed\":4,\"speakerId\":\"" + id + "\"}");
         again.then().header("X-Timbre-Speaker-Source", "memory");
         assertArrayEquals(first.asByteArray(), again.asByteArray());
         store.evict(uuid);
         tts(key, "{\"text\":\"Hi.\",\"seed\":4,\"speakerId\":\"" + id + "\"}").then().header("X-Timbre-Speaker-Source", "file");
-        assertEquals(before + 1, extractions());
+        assertEquals(before + 1, EngineGauges.extractions(registry));
 
         // Its features are now CosyVoice 3's: the prompt text starts with the system prompt and <|endofprompt|>.
         Response export = given().auth().oauth2(key).get("/v1/speakers/" + id + "/features");

@@ -5,6 +5,7 @@ import io.restassured.http.ContentType;
 import io.restassured.response.Response;
 import io.timbre.account.TestUsers;
 import io.timbre.engine.Engine;
+import io.timbre.engine.EngineGauges;
 import io.micrometer.core.instrument.MeterRegistry;
 import jakarta.inject.Inject;
 import org.junit.jupiter.api.Test;
@@ -41,12 +42,8 @@ class SpeakerFlowTests {
     Engine engine;
 
     @Inject
-    MeterRegistry registry;
+    MeterRegistry registry;   // the engine's gauges, as /q/metrics shows them
 
-    /** Speaker features computed so far, as /q/metrics shows them. */
-    private long extractions() {
-        return (long) registry.get("timbre.feature.extractions").gauge().value();
-    }
     @Inject
     FeatureStore store;
 
@@ -89,7 +86,7 @@ class SpeakerFlowTests {
                 .put("/v1/me/speaker").then().statusCode(200);
         given().auth().oauth2(key).get("/v1/me").then().body("currentSpeakerId", equalTo(id));
 
-        long before = extractions();
+        long before = EngineGauges.extractions(registry);
         Response first = tts(key, "{\"text\":\"" + TEXT + "\",\"seed\":7}");
         byte[] a = checkWav(first);
         assertEquals("memory", first.header("X-Timbre-Speaker-Source"));
@@ -97,13 +94,13 @@ class SpeakerFlowTests {
                 first.header("Server-Timing"));
         byte[] b = checkWav(tts(key, "{\"text\":\"" + TEXT + "\",\"seed\":7,\"speakerId\":\"" + id + "\"}"));
         assertArrayEquals(a, b, "same text, speaker and seed give the same audio");
-        assertEquals(before, extractions(), "a cached synthesis never computes features");
+        assertEquals(before, EngineGauges.extractions(registry), "a cached synthesis never computes features");
 
         store.evict(UUID.fromString(id));
         Response fromFile = tts(key, "{\"text\":\"" + TEXT + "\",\"seed\":7}");
         assertEquals("file", fromFile.header("X-Timbre-Speaker-Source"));
         assertArrayEquals(a, checkWav(fromFile), "features read back from the file give the same audio");
-        assertEquals(before, extractions(), "reading the feature file computes nothing");
+        assertEquals(before, EngineGauges.extractions(registry), "reading the feature file computes nothing");
     }
 
     @Test
@@ -115,11 +112,11 @@ class SpeakerFlowTests {
 
         store.evict(UUID.fromString(id));
         Files.delete(file);
-        long before = extractions();
+        long before = EngineGauges.extractions(registry);
         Response r = tts(key, "{\"text\":\"" + TEXT + "\",\"speakerId\":\"" + id + "\"}");
         assertEquals("extracted", r.header("X-Timbre-Speaker-Source"));
         assertArrayEquals(a, checkWav(r), "re-extracted features give the same audio");
-        assertEquals(before + 1, extractions());
+        assertEquals(before + 1, EngineGauges.extractions(registry));
         assertTrue(Files.isRegularFile(file), "the file is repaired");
 
         store.evict(UUID.fromString(id));

@@ -1,6 +1,7 @@
 package io.timbre.synthesis;
 
 import io.micrometer.core.instrument.MeterRegistry;
+import io.timbre.engine.EngineGauges;
 import io.quarkus.test.common.http.TestHTTPResource;
 import io.quarkus.test.junit.QuarkusTest;
 import io.restassured.http.ContentType;
@@ -174,8 +175,8 @@ class StreamingTests {
     }
 
     private void disconnectMidway(boolean stream) throws Exception {
-        until(() -> gauge("timbre.scheduler.rows") == 0, "an idle engine");
-        double cancelled = gauge("timbre.scheduler.cancelled");
+        until(() -> EngineGauges.value(registry, "timbre.scheduler.rows") == 0, "an idle engine");
+        double cancelled = EngineGauges.value(registry, "timbre.scheduler.cancelled");
         String longText = String.join(" ", java.util.Collections.nCopies(12, "This request will be abandoned by its client."));
         byte[] body = ("{\"text\":\"" + longText + "\",\"speakerId\":\"" + speakerId + "\",\"stream\":" + stream + "}")
                 .getBytes(StandardCharsets.UTF_8);
@@ -186,15 +187,12 @@ class StreamingTests {
                     .getBytes(StandardCharsets.US_ASCII));
             out.write(body);
             out.flush();
-            until(() -> gauge("timbre.scheduler.rows") > 0, "the request's rows in the batch");
+            until(() -> EngineGauges.value(registry, "timbre.scheduler.rows") > 0, "the request's rows in the batch");
         }
-        until(() -> gauge("timbre.scheduler.cancelled") == cancelled + 1, "the request to be cancelled");
-        until(() -> gauge("timbre.scheduler.rows") == 0, "its rows to leave the batch");
+        until(() -> EngineGauges.value(registry, "timbre.scheduler.cancelled") == cancelled + 1, "the request to be cancelled");
+        until(() -> EngineGauges.value(registry, "timbre.scheduler.rows") == 0, "its rows to leave the batch");
     }
 
-    private double gauge(String name) {
-        return registry.get(name).gauge().value();
-    }
 
     @Test
     void aClientThatDisconnectsCancelsItsWork() throws Exception {
